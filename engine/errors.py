@@ -1,0 +1,42 @@
+"""One exception type per stage; the CLI alone turns them into text and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    path: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        parts = [self.path]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+class BarsafeError(Exception):
+    """Base class: every error a user can cause, with a place when there is one."""
+
+    def __init__(self, message: str, location: Location | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        if self.location is None:
+            return self.message
+        return f"{self.location}: {self.message}"
+
+
+class InputError(BarsafeError):
+    """A device description (lspci text, sysfs, YAML record) that cannot be read."""
+
+
+class UsageError(BarsafeError):
+    """A request that makes no sense for the input (no such slot, no MSI-X, ...)."""

@@ -1,0 +1,254 @@
+"""QEMU's MSI-X relocation arithmetic, modelled exactly, refusals included.
+
+Source modelled: QEMU hw/vfio/pci.c (upstream, 2025), functions
+``vfio_msix_early_setup`` (PBA sanity check and per-device PBA fixes),
+``vfio_pci_fixup_msix_region`` (which host pages get trapped) and
+``vfio_pci_relocate_msix`` (the relocation itself).  QEMU works on
+``vdev->bars[i]``, filled by ``vfio_bar_prepare`` from the VFIO region
+sizes: a BAR whose region has size 0 is never registered, so QEMU treats
+its slot as empty.  On a host without I/O port space the kernel cannot size
+or assign an I/O BAR, so the same happens to every I/O BAR there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Msix, Platform
+from .units import GiB, align_down, align_up, format_size, is_pow2, pow2ceil
+
+UINT32_MAX = 0xFFFFFFFF
+
+# QEMU's own words (hw/vfio/pci.c), so users can search for what they saw.
+MSG_AUTO = "No automatic MSI-X relocation available for device {id}"
+MSG_IO = "Invalid MSI-X relocation BAR {bar}, I/O port BAR"
+MSG_SHADOW = "Invalid MSI-X relocation BAR {bar}, consumed by 64-bit BAR {below}"
+MSG_NO_SPACE = "Invalid MSI-X relocation BAR {bar}, no space to extend 32-bit BAR"
+MSG_PBA_OUTSIDE = "hardware reports invalid configuration, MSIX PBA outside of specified BAR"
+
+
+@dataclass(frozen=True, slots=True)
+class QemuBar:
+    """One entry of QEMU's ``vdev->bars[]``: what QEMU knows about a slot."""
+
+    index: int
+    size: int  # 0: not registered with QEMU (empty slot, upper half, or invisible)
+    ioport: bool
+    mem64: bool
+    bar: Bar | None  # the device's BAR in this slot, visible or not
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """BARs and MSI-X capability as the guest sees them."""
+
+    bars: tuple[Bar, ...]
+    msix: Msix | None
+
+    def bar(self, index: int) -> Bar | None:
+        for bar in self.bars:
+            if bar.index == index:
+                return bar
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One strategy applied to one device: a guest layout, or QEMU's refusal."""
+
+    strategy: str
+    target: int | None  # the BAR that holds MSI-X after relocation; None: not relocated
+    layout: Layout | None
+    refused: str | None = None
+    notes: tuple[str, ...] = ()  # how the strategy decided
+    findings: tuple[str, ...] = ()  # where the result is unsafe or odd in itself
+
+    @property
+    def ok(self) -> bool:
+        return self.refused is None
+
+    @property
+    def option(self) -> str:
+        """The value of QEMU's x-msix-relocation property that yields this layout."""
+        return "off" if self.target is None else f"bar{self.target}"
+
+
+def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
+    """``vdev->bars[0..5]`` after ``vfio_bars_prepare``."""
+    view = []
+    for index in range(BAR_SLOTS):
+        bar = device.bar(index)
+        if bar is None:
+            view.append(QemuBar(index, 0, False, False, None))
+        elif bar.is_io:
+            # An I/O BAR is registered as an I/O port BAR only where the host has port space.
+            visible = platform.io_space
+            view.append(QemuBar(index, bar.size if visible else 0, visible, False, bar))
+        else:
+            # A memory BAR of unknown size cannot be registered faithfully: leave it out.
+            view.append(QemuBar(index, bar.size, False, bar.is_64bit and bar.size > 0, bar))
+    return tuple(view)
+
+
+def visible_bars(device: Device, platform: Platform) -> tuple[Bar, ...]:
+    return tuple(q.bar for q in qemu_view(device, platform)
+                 if q.bar is not None and (q.size > 0 or q.ioport))
+
+
+def msix_size(msix: Msix, platform: Platform) -> int:
+    """Bytes QEMU reserves for table + PBA: page-aligned, then a power of two."""
+    raw = msix.entries * MSIX_ENTRY_SIZE + align_up(msix.entries, 64) // 8
+    return pow2ceil(align_up(raw, platform.page_size))
+
+
+def rfc_cost(slot: QemuBar, msix_sz: int) -> int:
+    """The 2017 RFC's cost: the resulting BAR size ("least additional MMIO")."""
+    return max(slot.size * 2, msix_sz * 2 if slot.size else msix_sz)
+
+
+# vfio_msix_early_setup: per-device corrections of a PBA offset that lies outside its BAR.
+PBA_QUIRKS = (
+    # (matches(vendor, device), corrected offset, QEMU's reason)
+    (lambda v, d: v == 0x1425 and d & 0xFF00 == 0x5800, 0x1000,
+     "Chelsio T5 VF reports PBA offset 0x8000 in an 8K BAR; QEMU uses 0x1000"),
+    (lambda v, d: v == 0x1D22 and d == 0x3685, 0xB400,
+     "Baidu Kunlun VF reports PBA offset 0x460000 in a 64K BAR; QEMU uses 0xb400"),
+)
+
+
+def early_setup(device: Device, platform: Platform, relocating: bool) -> tuple[Msix, tuple[str, ...], str | None]:
+    """The PBA check of vfio_msix_early_setup: (msix as QEMU keeps it, notes, refusal)."""
+    msix = device.msix
+    assert msix is not None
+    if msix.pba_bar >= BAR_SLOTS:
+        return msix, (), f"MSI-X PBA BIR {msix.pba_bar} is reserved (only 0..5 name a BAR)"
+    if msix.table_bar >= BAR_SLOTS:
+        return msix, (), f"MSI-X table BIR {msix.table_bar} is reserved (only 0..5 name a BAR)"
+    region = qemu_view(device, platform)[msix.pba_bar].size
+    if msix.pba_offset < region:
+        return msix, (), None
+    for matches, offset, why in PBA_QUIRKS:
+        if device.vendor is not None and device.device is not None and matches(device.vendor, device.device):
+            return replace(msix, pba_offset=offset), (f"QEMU PBA quirk: {why}",), None
+    if relocating:
+        return msix, ("PBA lies outside its BAR; relocation re-lays it, so QEMU accepts the device",), None
+    return msix, (), MSG_PBA_OUTSIDE
+
+
+def native_outcome(device: Device, platform: Platform, strategy: str = "off",
+                   notes: tuple[str, ...] = ()) -> Outcome:
+    """x-msix-relocation=off: the device's own layout, less what QEMU cannot register."""
+    if device.msix is None:
+        return Outcome(strategy, None, Layout(visible_bars(device, platform), None), notes=notes)
+    msix, more, refusal = early_setup(device, platform, relocating=False)
+    if refusal:
+        return Outcome(strategy, None, None, refused=refusal, notes=notes + more)
+    return Outcome(strategy, None, Layout(visible_bars(device, platform), msix), notes=notes + more)
+
+
+def relocate(device: Device, platform: Platform, target: int, strategy: str | None = None,
+             notes: tuple[str, ...] = ()) -> Outcome:
+    """x-msix-relocation=barN: vfio_pci_relocate_msix for one target BAR."""
+    if device.msix is None:
+        raise ValueError("device has no MSI-X capability")
+    if not 0 <= target < BAR_SLOTS:
+        raise ValueError(f"target BAR {target} out of range 0..5")
+    name = strategy or f"bar{target}"
+    msix, more, refusal = early_setup(device, platform, relocating=True)
+    notes = notes + more
+    if refusal:
+        return Outcome(name, target, None, refused=refusal, notes=notes)
+
+    view = qemu_view(device, platform)
+    slot = view[target]
+    if slot.ioport:
+        return Outcome(name, target, None, refused=MSG_IO.format(bar=target), notes=notes)
+    if not slot.size and target > 0 and view[target - 1].mem64:
+        return Outcome(name, target, None, notes=notes,
+                       refused=MSG_SHADOW.format(bar=target, below=target - 1))
+    if slot.size > 1 * GiB and not slot.mem64:
+        return Outcome(name, target, None, refused=MSG_NO_SPACE.format(bar=target), notes=notes)
+
+    msix_sz = msix_size(msix, platform)
+    if not slot.size:
+        mem64 = target < BAR_SLOTS - 1 and not view[target + 1].size
+        new_bar = Bar(target, BarKind.MEM64 if mem64 else BarKind.MEM32, msix_sz,
+                      prefetchable=True, assigned=True)
+        table_offset = 0
+        notes += (f"adds BAR{target}: {new_bar.kind.value}, prefetchable, {format_size(msix_sz)}",)
+    else:
+        assert slot.bar is not None
+        size = max(slot.size * 2, msix_sz * 2)
+        new_bar = replace(slot.bar, size=size)
+        table_offset = size // 2
+        notes += (f"extends BAR{target} from {format_size(slot.size)} to {format_size(size)};"
+                  f" MSI-X at its upper half",)
+
+    others = tuple(b for b in visible_bars(device, platform) if b.index != target)
+    if new_bar.is_64bit:
+        others = tuple(b for b in others if b.index != target + 1)
+    bars = tuple(sorted(others + (new_bar,), key=lambda b: b.index))
+    new_msix = replace(msix, table_bar=target, table_offset=table_offset, pba_bar=target,
+                       pba_offset=table_offset + msix.entries * MSIX_ENTRY_SIZE)
+    findings = tuple(
+        f"MSI-X {what} offset {offset:#x} does not fit the capability's 32-bit offset field:"
+        f" the guest would read {offset & UINT32_MAX & ~7:#x}"
+        for what, offset in (("table", new_msix.table_offset), ("PBA", new_msix.pba_offset))
+        if offset > UINT32_MAX)
+    return Outcome(name, target, Layout(bars, new_msix), notes=notes, findings=findings)
+
+
+@dataclass(frozen=True, slots=True)
+class PageAnalysis:
+    """Which host pages QEMU traps for the MSI-X table, and what else lives in them."""
+
+    page_size: int
+    table_bar: int
+    bar_size: int
+    trap_start: int
+    trap_end: int  # exclusive, as vfio_pci_fixup_msix_region computes it
+    shared_bytes: int  # bytes of other BAR space (device registers) in the trapped pages
+
+    @property
+    def needs_relocation(self) -> bool:
+        return self.shared_bytes > 0
+
+    @property
+    def reason(self) -> str:
+        span = f"{self.trap_start:#x}-{self.trap_end - 1:#x}"
+        page = format_size(self.page_size)
+        if self.needs_relocation:
+            return (f"with {page} pages QEMU traps BAR{self.table_bar} {span} for the MSI-X table;"
+                    f" {self.shared_bytes} bytes of other BAR{self.table_bar} space share those"
+                    f" pages, so every access to them traps")
+        return (f"with {page} pages the MSI-X table's trapped range BAR{self.table_bar} {span}"
+                f" holds nothing but MSI-X structures")
+
+
+def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform) -> PageAnalysis:
+    """vfio_pci_fixup_msix_region's arithmetic: [table & page_mask, page_align(table end))."""
+    page = platform.page_size
+    start = align_down(msix.table_offset, page)
+    end = align_up(msix.table_offset + msix.table_bytes, page)
+    bar = next((b for b in bars if b.index == msix.table_bar), None)
+    bar_size = bar.size if bar is not None else 0
+    limit = min(end, bar_size) if bar_size else end
+    covered = max(0, limit - start)
+    msix_bytes = _overlap(start, limit, msix.table_offset, msix.table_offset + msix.table_bytes)
+    if msix.pba_bar == msix.table_bar:
+        pba = (msix.pba_offset, msix.pba_offset + msix.pba_bytes)
+        msix_bytes += _overlap(start, limit, *pba)
+        msix_bytes -= _overlap(start, limit, max(pba[0], msix.table_offset),
+                               min(pba[1], msix.table_offset + msix.table_bytes))
+    return PageAnalysis(page, msix.table_bar, bar_size, start, end, max(0, covered - msix_bytes))
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def power_of_two_finding(bar: Bar) -> str | None:
+    if bar.size and not is_pow2(bar.size):
+        return (f"BAR{bar.index} size {bar.size:#x} ({format_size(bar.size)}) is not a power of two:"
+                f" PCI BAR sizing cannot express it")
+    return None

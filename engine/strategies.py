@@ -1,0 +1,181 @@
+"""Heuristics that choose a relocation target, each a named strategy.
+
+Each strategy is a function (device, platform) -> Outcome.  The QEMU ones pick
+a BAR and hand it to ``relocate.relocate``, so a bad pick is refused with
+QEMU's own message.  ``cloud-hypervisor`` is different: it rewrites the
+table's own BAR with its own arithmetic and never adds a BAR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, BarKind, Device, Platform
+from .relocate import (MSG_AUTO, Layout, Outcome, QemuBar, msix_size, native_outcome,
+                       power_of_two_finding, qemu_view, relocate, rfc_cost, visible_bars)
+from .units import align_up, format_size
+
+RFC_SIZE_LIMIT = 0xFFFFFFFF // 2  # UINT32_MAX / 2: "MSI-X MMIO must reside within first 32bit offset of BAR"
+
+Strategy = Callable[[Device, Platform], Outcome]
+
+
+def _scan(device: Device, platform: Platform, name: str, order: list[int],
+          skip: Callable[[QemuBar, tuple[QemuBar, ...]], str | None],
+          step_over_upper_half: bool) -> Outcome:
+    """The RFC's cost loop over ``order``; ``skip`` returns why a slot is passed over."""
+    assert device.msix is not None
+    view = qemu_view(device, platform)
+    msix_sz = msix_size(device.msix, platform)
+    best, target, notes = None, None, []
+    i_pos = 0
+    while i_pos < len(order):
+        slot = view[order[i_pos]]
+        why = skip(slot, view)
+        if why:
+            notes.append(f"BAR{slot.index}: skipped, {why}")
+        else:
+            cost = rfc_cost(slot, msix_sz)
+            notes.append(f"BAR{slot.index}: cost {format_size(cost)}")
+            if best is None or cost < best:
+                best, target = cost, slot.index
+            if step_over_upper_half and slot.mem64:
+                i_pos += 1  # the RFC's `i++` after a 64-bit BAR
+        i_pos += 1
+    if target is None:
+        return Outcome(name, None, None, refused=f"{name}: no BAR slot qualifies",
+                       notes=tuple(notes))
+    notes.append(f"picks BAR{target} (least resulting BAR size, {format_size(best)})")
+    return relocate(device, platform, target, strategy=name, notes=tuple(notes))
+
+
+def _rfc_skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
+    if slot.ioport:
+        return "I/O port BAR"
+    if slot.size > RFC_SIZE_LIMIT:
+        return f"{format_size(slot.size)} is too large to double within a 32-bit offset"
+    return None
+
+
+def qemu_rfc(device: Device, platform: Platform) -> Outcome:
+    """2017 RFC 'auto' (seed thread): BAR0..5, least resulting BAR size, first wins ties.
+
+    Modelled literally: the size check `continue`s before the `i++` that steps
+    over a 64-bit BAR's upper half, so after a skipped large 64-bit BAR the RFC
+    looks at its upper half as if it were free; QEMU then refuses that pick.
+    """
+    return _scan(device, platform, "qemu-rfc", list(range(BAR_SLOTS)), _rfc_skip,
+                 step_over_upper_half=True)
+
+
+def _upper_half(slot: QemuBar, view: tuple[QemuBar, ...]) -> bool:
+    return not slot.size and slot.index > 0 and view[slot.index - 1].mem64
+
+
+def reverse(device: Device, platform: Platform) -> Outcome:
+    """The RFC's cost, scanning BAR5 down to BAR0 (Kardashevskiy's suggestion in the seed)."""
+    def skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
+        if _upper_half(slot, view):
+            return f"upper half of 64-bit BAR{slot.index - 1}"
+        return _rfc_skip(slot, view)
+    return _scan(device, platform, "reverse", list(range(BAR_SLOTS - 1, -1, -1)), skip,
+                 step_over_upper_half=False)
+
+
+def extend_only(device: Device, platform: Platform) -> Outcome:
+    """The RFC loop with `|| !vdev->bars[i].size` added (Williamson in the seed): never add a BAR."""
+    def skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
+        if not slot.size and not slot.ioport:
+            return "not implemented"
+        return _rfc_skip(slot, view)
+    return _scan(device, platform, "extend-only", list(range(BAR_SLOTS)), skip,
+                 step_over_upper_half=True)
+
+
+def qemu_upstream(device: Device, platform: Platform) -> Outcome:
+    """Upstream 'auto': the lookup table is an empty TODO, so every device is refused."""
+    ident = f"{device.vendor or 0:04x}:{device.device or 0:04x}"
+    return Outcome("qemu", None, None, refused=MSG_AUTO.format(id=ident),
+                   notes=("upstream QEMU's auto has no lookup entries",))
+
+
+def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
+    """Cloud Hypervisor pci/src/vfio.rs fixup_msix_region, applied in allocate_bars.
+
+    Only for the 64-bit memory BAR that holds the table, and only when the table
+    offset is not host-page aligned.  PBA size is (n/64 + 1) * 8 (pci/src/msix.rs
+    pba_range), the new size max(2*size, 2*page_align(table + PBA)) with no
+    power-of-two rounding, the table at size/2, and the PBA keeps its distance
+    from the table (it assumes the PBA shares the table's BAR).
+    """
+    name = "cloud-hypervisor"
+    msix = device.msix
+    assert msix is not None
+    page = platform.page_size
+    base = native_outcome(device, platform, strategy=name)
+    bar = device.bar(msix.table_bar)
+    if bar is None or bar.kind is not BarKind.MEM64:
+        return replace(base, notes=base.notes + (
+            f"leaves MSI-X in place: the table's BAR{msix.table_bar} is not a 64-bit memory BAR",))
+    if msix.table_offset % page == 0:
+        return replace(base, notes=base.notes + (
+            f"leaves MSI-X in place: table offset {msix.table_offset:#x} is {format_size(page)}"
+            f" aligned",))
+    table_bytes = msix.entries * MSIX_ENTRY_SIZE
+    pba_bytes = (msix.entries // 64 + 1) * 8
+    size = max(bar.size * 2, align_up(table_bytes + pba_bytes, page) * 2)
+    table_offset = size // 2
+    pba_offset = (size // 2 + msix.pba_offset - msix.table_offset) % (1 << 64)
+    new_bar = replace(bar, size=size)
+    bars = tuple(new_bar if b.index == bar.index else b for b in visible_bars(device, platform))
+    new_msix = replace(msix, table_offset=table_offset % (1 << 32),
+                       pba_offset=pba_offset % (1 << 32))
+    findings = []
+    if (f := power_of_two_finding(new_bar)):
+        findings.append(f"Cloud Hypervisor: {f}")
+    if msix.pba_bar != msix.table_bar:
+        findings.append(f"Cloud Hypervisor moves the PBA offset within BAR{msix.pba_bar} as if it"
+                        f" shared the table's BAR{msix.table_bar} ('Suppose table_bir equals to"
+                        f" pba_bir here. Am I right?')")
+    elif msix.pba_offset < msix.table_offset:
+        findings.append(f"Cloud Hypervisor keeps the PBA {msix.table_offset - msix.pba_offset:#x}"
+                        f" below the table: it lands at {new_msix.pba_offset:#x}, in the BAR's"
+                        f" original half, sharing pages with device registers")
+    if pba_offset >= 1 << 32 or table_offset >= 1 << 32:
+        findings.append("Cloud Hypervisor: offset truncated to 32 bits (`as u32`)")
+    notes = (f"extends BAR{bar.index} from {format_size(bar.size)} to {format_size(size)}"
+             f" (table {format_size(table_bytes)} + PBA {pba_bytes} bytes, page-aligned, doubled)",)
+    return Outcome(name, bar.index, Layout(bars, new_msix), notes=notes, findings=tuple(findings))
+
+
+HEURISTICS: dict[str, Strategy] = {
+    "qemu-rfc": qemu_rfc,
+    "reverse": reverse,
+    "extend-only": extend_only,
+    "cloud-hypervisor": cloud_hypervisor,
+    "qemu": qemu_upstream,
+    "off": lambda device, platform: native_outcome(device, platform),
+}
+
+TARGETS = tuple(f"bar{i}" for i in range(BAR_SLOTS))
+
+
+def run(name: str, device: Device, platform: Platform) -> Outcome:
+    """One strategy by name: 'off', 'bar0'..'bar5', or a heuristic."""
+    if name in TARGETS:
+        return relocate(device, platform, int(name[3:]))
+    try:
+        return HEURISTICS[name](device, platform)
+    except KeyError:
+        raise KeyError(f"unknown strategy {name!r}; known: off, bar0..bar5, "
+                       + ", ".join(h for h in HEURISTICS if h != "off")) from None
+
+
+def all_names() -> list[str]:
+    """`--all` order: off, bar0..bar5, then each heuristic by name."""
+    return ["off", *TARGETS, *(h for h in HEURISTICS if h != "off")]
+
+
+def run_all(device: Device, platform: Platform) -> list[Outcome]:
+    return [run(name, device, platform) for name in all_names()]
