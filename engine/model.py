@@ -113,6 +113,7 @@ class Device:
     driver: str | None = None
     modules: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    provenance: tuple[tuple[str, str], ...] = ()  # where the facts come from (records)
     origin: str | None = field(default=None, compare=False)  # file:line it was read from
 
     def __post_init__(self) -> None:

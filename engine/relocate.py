@@ -44,6 +44,7 @@ class Layout:
 
     bars: tuple[Bar, ...]
     msix: Msix | None
+    device_backed: int | None = None  # bytes of the MSI-X BAR backed by the device; None: all
 
     def bar(self, index: int) -> Bar | None:
         for bar in self.bars:
@@ -62,14 +63,17 @@ class Outcome:
     refused: str | None = None
     notes: tuple[str, ...] = ()  # how the strategy decided
     findings: tuple[str, ...] = ()  # where the result is unsafe or odd in itself
+    vmm: str = "qemu"  # whose arithmetic produced the layout
 
     @property
     def ok(self) -> bool:
         return self.refused is None
 
     @property
-    def option(self) -> str:
-        """The value of QEMU's x-msix-relocation property that yields this layout."""
+    def option(self) -> str | None:
+        """The value of QEMU's x-msix-relocation property that yields this layout, if any."""
+        if self.vmm != "qemu":
+            return None
         return "off" if self.target is None else f"bar{self.target}"
 
 
@@ -188,14 +192,15 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
     if new_bar.is_64bit:
         others = tuple(b for b in others if b.index != target + 1)
     bars = tuple(sorted(others + (new_bar,), key=lambda b: b.index))
-    new_msix = replace(msix, table_bar=target, table_offset=table_offset, pba_bar=target,
+    new_msix = replace(msix, enabled=None, table_bar=target, table_offset=table_offset, pba_bar=target,
                        pba_offset=table_offset + msix.entries * MSIX_ENTRY_SIZE)
     findings = tuple(
         f"MSI-X {what} offset {offset:#x} does not fit the capability's 32-bit offset field:"
         f" the guest would read {offset & UINT32_MAX & ~7:#x}"
         for what, offset in (("table", new_msix.table_offset), ("PBA", new_msix.pba_offset))
         if offset > UINT32_MAX)
-    return Outcome(name, target, Layout(bars, new_msix), notes=notes, findings=findings)
+    return Outcome(name, target, Layout(bars, new_msix, device_backed=slot.size),
+                   notes=notes, findings=findings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,14 +230,21 @@ class PageAnalysis:
                 f" holds nothing but MSI-X structures")
 
 
-def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform) -> PageAnalysis:
-    """vfio_pci_fixup_msix_region's arithmetic: [table & page_mask, page_align(table end))."""
+def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform,
+                  device_backed: int | None = None) -> PageAnalysis:
+    """vfio_pci_fixup_msix_region's arithmetic: [table & page_mask, page_align(table end)).
+
+    ``device_backed`` is how much of the table's BAR is the device's own space
+    (registers): all of it natively; after relocation only the BAR's original
+    size, since QEMU backs the added part with MSI-X emulation alone.
+    """
     page = platform.page_size
     start = align_down(msix.table_offset, page)
     end = align_up(msix.table_offset + msix.table_bytes, page)
     bar = next((b for b in bars if b.index == msix.table_bar), None)
     bar_size = bar.size if bar is not None else 0
-    limit = min(end, bar_size) if bar_size else end
+    backed = bar_size if device_backed is None else device_backed
+    limit = min(end, backed) if bar_size else end
     covered = max(0, limit - start)
     msix_bytes = _overlap(start, limit, msix.table_offset, msix.table_offset + msix.table_bytes)
     if msix.pba_bar == msix.table_bar:

@@ -113,7 +113,7 @@ def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
     msix = device.msix
     assert msix is not None
     page = platform.page_size
-    base = native_outcome(device, platform, strategy=name)
+    base = replace(native_outcome(device, platform, strategy=name), vmm=name)
     bar = device.bar(msix.table_bar)
     if bar is None or bar.kind is not BarKind.MEM64:
         return replace(base, notes=base.notes + (
@@ -129,7 +129,7 @@ def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
     pba_offset = (size // 2 + msix.pba_offset - msix.table_offset) % (1 << 64)
     new_bar = replace(bar, size=size)
     bars = tuple(new_bar if b.index == bar.index else b for b in visible_bars(device, platform))
-    new_msix = replace(msix, table_offset=table_offset % (1 << 32),
+    new_msix = replace(msix, enabled=None, table_offset=table_offset % (1 << 32),
                        pba_offset=pba_offset % (1 << 32))
     findings = []
     if (f := power_of_two_finding(new_bar)):
@@ -146,7 +146,8 @@ def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
         findings.append("Cloud Hypervisor: offset truncated to 32 bits (`as u32`)")
     notes = (f"extends BAR{bar.index} from {format_size(bar.size)} to {format_size(size)}"
              f" (table {format_size(table_bytes)} + PBA {pba_bytes} bytes, page-aligned, doubled)",)
-    return Outcome(name, bar.index, Layout(bars, new_msix), notes=notes, findings=tuple(findings))
+    return Outcome(name, bar.index, Layout(bars, new_msix, device_backed=bar.size), notes=notes,
+                   findings=tuple(findings), vmm=name)
 
 
 HEURISTICS: dict[str, Strategy] = {

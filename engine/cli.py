@@ -1,0 +1,176 @@
+"""Command line: the only place that prints, reads the environment and chooses exit codes.
+
+Exit codes (README "Exit codes"): 0 success; 2 bad input or usage;
+3 an internal error (a bug in barsafe: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from . import __version__, strategies
+from .errors import BarsafeError, UsageError
+from .model import Device, Platform
+from .relocate import analyse_pages
+from .report import jsonout, text
+from .sources import load, load_sysfs, record
+from .units import parse_size
+
+EXIT_OK, EXIT_INPUT, EXIT_INTERNAL = 0, 2, 3
+
+
+def host_page_size() -> int:
+    return os.sysconf("SC_PAGESIZE")
+
+
+def page_size_arg(value: str) -> int:
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if size < 4096 or size & (size - 1):
+        raise argparse.ArgumentTypeError(f"{value}: a host page size is a power of two >= 4K")
+    return size
+
+
+def normalise_slot(slot: str) -> str:
+    slot = slot.strip().lower()
+    return slot if slot.count(":") == 2 else f"0000:{slot}"
+
+
+def select(devices: list[Device], slot: str | None) -> list[Device]:
+    if slot is None:
+        return devices
+    want = normalise_slot(slot)
+    chosen = [d for d in devices if d.slot and normalise_slot(d.slot) == want]
+    if not chosen:
+        known = ", ".join(d.slot or "-" for d in devices[:20])
+        raise UsageError(f"no device at slot {slot} in the input (it has: {known})")
+    return chosen
+
+
+def read_input(args: argparse.Namespace) -> list[Device]:
+    if args.sysfs:
+        if args.input:
+            raise UsageError("give either INPUT or --sysfs, not both")
+        return load_sysfs()
+    if not args.input:
+        raise UsageError("no input: give a file, '-' for standard input, or --sysfs")
+    return load(args.input)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    devices = select(read_input(args), args.slot)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        print(json.dumps([jsonout.device(d) for d in devices], indent=2))
+    elif fmt == "yaml":
+        sys.stdout.write(record.dump_all(devices))
+    else:
+        print("\n\n".join(text.show(d) for d in devices))
+    return EXIT_OK
+
+
+def one_msix_device(devices: list[Device]) -> Device:
+    unknown = [d for d in devices if d.msix is None and d.msix_unknown]
+    with_msix = [d for d in devices if d.msix is not None]
+    if len(with_msix) == 1:
+        return with_msix[0]
+    if not with_msix:
+        if unknown:
+            raise UsageError(f"{unknown[0].slot or 'device'}: {unknown[0].notes[-1]}")
+        raise UsageError("no device with an MSI-X capability in the input: nothing to relocate")
+    slots = ", ".join(d.slot or "-" for d in with_msix)
+    raise UsageError(f"{len(with_msix)} MSI-X devices in the input; choose one with --slot ({slots})")
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    device = one_msix_device(select(read_input(args), args.slot))
+    platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+    if args.all:
+        names = strategies.all_names()
+    elif args.target:
+        names = [args.target]
+    else:
+        names = [args.heuristic]
+    outcomes = [strategies.run(name, device, platform) for name in names]
+    if args.json:
+        data = [jsonout.outcome(o) for o in outcomes]
+        print(json.dumps(data if args.all else data[0], indent=2))
+        return EXIT_OK
+    assert device.msix is not None
+    pages = analyse_pages(device.bars, device.msix, platform)
+    verdict = "relocation needed" if pages.needs_relocation else "no relocation needed"
+    print(text.header(device))
+    print(f"{text.platform_text(platform)}: {verdict}: {pages.reason}")
+    for o in outcomes:
+        print()
+        print(text.outcome(device, o, platform))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="barsafe",
+        description="Predict which MSI-X relocation (QEMU x-msix-relocation) a passed-through"
+                    " PCI device's guest driver survives.",
+        epilog="Exit codes: 0 success, 2 bad input or usage, 3 internal error.")
+    parser.add_argument("--version", action="version", version=f"barsafe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_input(p: argparse.ArgumentParser) -> None:
+        p.add_argument("input", nargs="?", metavar="INPUT",
+                       help="lspci -vvv text, a barsafe YAML record, a sysfs device directory,"
+                            " or '-' for standard input")
+        p.add_argument("--sysfs", action="store_true",
+                       help="read the live machine's /sys/bus/pci/devices instead of INPUT")
+        p.add_argument("--slot", metavar="S", help="only the device at this slot (e.g. 0000:03:00.0)")
+
+    show = sub.add_parser("show", help="print devices as barsafe reads them")
+    add_input(show)
+    show.add_argument("--json", action="store_true", help="JSON (same as --format json)")
+    show.add_argument("--format", choices=("text", "json", "yaml"), default="text",
+                      help="yaml writes barsafe device records that read back identical")
+    show.set_defaults(func=cmd_show)
+
+    sim = sub.add_parser("simulate", help="guest-visible layout after MSI-X relocation")
+    add_input(sim)
+    sim.add_argument("--page-size", type=page_size_arg, metavar="SIZE",
+                     help="host page size: 4K, 16K or 64K (default: this host's)")
+    sim.add_argument("--no-io-space", action="store_true",
+                     help="the host has no I/O port space (arm64, ppc64): I/O BARs vanish")
+    what = sim.add_mutually_exclusive_group(required=True)
+    what.add_argument("--target", choices=strategies.TARGETS, help="relocate to this BAR")
+    what.add_argument("--heuristic", choices=[h for h in strategies.HEURISTICS],
+                      help="let a named heuristic choose")
+    what.add_argument("--all", action="store_true",
+                      help="off, bar0..bar5, then every heuristic")
+    sim.add_argument("--json", action="store_true", help="JSON output")
+    sim.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BarsafeError as exc:
+        print(f"barsafe: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so briefly, never dump a traceback on users
+        print(f"barsafe: internal error: {type(exc).__name__}: {exc}"
+              " (this is a bug in barsafe; please report it with the input)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

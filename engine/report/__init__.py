@@ -1,0 +1,1 @@
+"""Turn model values into what users read: lspci-style text and the documented JSON."""

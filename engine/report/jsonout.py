@@ -1,0 +1,42 @@
+"""The documented, stable JSON shapes (README: "JSON output").  Numbers are integers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import Bar, Device, Msix
+from ..relocate import Outcome
+
+JSON_VERSION = 1
+
+
+def bar(b: Bar) -> dict[str, Any]:
+    return {"index": b.index, "kind": b.kind.value, "prefetchable": b.prefetchable,
+            "size": b.size, "assigned": b.assigned}
+
+
+def msix(m: Msix | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {"entries": m.entries, "table_bar": m.table_bar, "table_offset": m.table_offset,
+            "pba_bar": m.pba_bar, "pba_offset": m.pba_offset}
+
+
+def device(d: Device) -> dict[str, Any]:
+    return {
+        "slot": d.slot, "vendor": d.vendor, "device": d.device,
+        "subsystem_vendor": d.subsystem_vendor, "subsystem_device": d.subsystem_device,
+        "class": d.class_code, "revision": d.revision, "name": d.name,
+        "driver": d.driver, "modules": list(d.modules),
+        "bars": [bar(b) for b in d.bars], "msix": msix(d.msix),
+        "msix_unknown": d.msix_unknown, "notes": list(d.notes),
+    }
+
+
+def outcome(o: Outcome) -> dict[str, Any]:
+    if o.layout is None:
+        return {"strategy": o.strategy, "target": o.target, "refused": o.refused,
+                "notes": list(o.notes)}
+    return {"strategy": o.strategy, "target": o.target, "option": o.option, "vmm": o.vmm,
+            "bars": [bar(b) for b in o.layout.bars], "msix": msix(o.layout.msix),
+            "notes": list(o.notes), "findings": list(o.findings)}

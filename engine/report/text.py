@@ -1,0 +1,99 @@
+"""Human-readable reports in lspci's own idiom, so they can be compared with `lspci -vv` by eye."""
+
+from __future__ import annotations
+
+from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, PAGE_SIZES
+from ..relocate import Outcome, analyse_pages
+from ..units import format_size
+
+
+def bar_line(b: Bar, address: str | None = None) -> str:
+    where = address if address is not None else ("" if b.assigned else "<unassigned>")
+    at = f" at {where}" if where else ""
+    size = f" [size={format_size(b.size)}]" if b.size else ""
+    if b.kind is BarKind.IO:
+        return f"Region {b.index}: I/O ports{at}{size}"
+    width = "64-bit" if b.is_64bit else "32-bit"
+    pre = "" if b.prefetchable else "non-"
+    return f"Region {b.index}: Memory{at} ({width}, {pre}prefetchable){size}"
+
+
+def msix_lines(m: Msix) -> list[str]:
+    enabled = "" if m.enabled is None else f"Enable{'+' if m.enabled else '-'} "
+    return [f"MSI-X: {enabled}Count={m.entries}",
+            f"\tVector table: BAR={m.table_bar} offset={m.table_offset:08x}",
+            f"\tPBA: BAR={m.pba_bar} offset={m.pba_offset:08x}"]
+
+
+def header(d: Device) -> str:
+    cls = d.class_name or (f"[{d.class_code:04x}]" if d.class_code is not None else "")
+    rev = f" (rev {d.revision:02x})" if d.revision is not None else ""
+    name = f" {d.name}" if d.name else ""
+    return f"{d.slot or '-'} {cls + ':' if cls else ''}{name} [{d.id_text}]{rev}".replace("  ", " ")
+
+
+def show(d: Device) -> str:
+    lines = [header(d)]
+    if d.subsystem_vendor is not None:
+        lines.append(f"\tSubsystem: [{d.subsystem_vendor:04x}:{d.subsystem_device:04x}]")
+    for index in range(BAR_SLOTS):
+        b = d.bar(index)
+        if b is not None:
+            lines.append("\t" + bar_line(b))
+        elif d.slot_state(index) is SlotState.UPPER_HALF:
+            lines.append(f"\tRegion {index}: (upper half of 64-bit BAR{index - 1})")
+    if d.rom_size:
+        lines.append(f"\tExpansion ROM [size={format_size(d.rom_size)}]")
+    if d.msix is not None:
+        lines.extend("\t" + l for l in msix_lines(d.msix))
+        for page in PAGE_SIZES:
+            a = analyse_pages(d.bars, d.msix, Platform(page))
+            verdict = "relocation needed" if a.needs_relocation else "no relocation needed"
+            lines.append(f"\t{format_size(page)} pages: {verdict}: {a.reason}")
+    elif not d.msix_unknown:
+        lines.append("\tno MSI-X capability")
+    if d.driver:
+        lines.append(f"\tKernel driver in use: {d.driver}")
+    if d.modules:
+        lines.append(f"\tKernel modules: {', '.join(d.modules)}")
+    lines.extend(f"\tnote: {n}" for n in d.notes)
+    return "\n".join(lines)
+
+
+def platform_text(p: Platform) -> str:
+    io = "with I/O port space" if p.io_space else "no I/O port space"
+    return f"host pages {format_size(p.page_size)}, {io}"
+
+
+def qemu_option(d: Device, o: Outcome) -> str:
+    if o.option is None:
+        return f"(none: {o.vmm} lays out MSI-X itself; QEMU has no option for this layout)"
+    return f"-device vfio-pci,host={d.slot or 'SLOT'},x-msix-relocation={o.option}"
+
+
+def outcome(d: Device, o: Outcome, platform: Platform) -> str:
+    moved = f"BAR{o.target}" if o.target is not None else "not relocated"
+    title = o.strategy if o.strategy == o.option else f"{o.strategy} -> {moved}"
+    lines = [f"== {title}"]
+    if o.refused is not None:
+        lines.append(f"\trefused: {o.refused}")
+    else:
+        assert o.layout is not None
+        native = {b.index: b for b in d.bars}
+        for b in o.layout.bars:
+            old = native.get(b.index)
+            change = ""
+            if old is None or old.is_io != b.is_io:
+                change = "   <- new"
+            elif old.size != b.size:
+                change = f"   <- was {format_size(old.size)}"
+            lines.append("\t" + bar_line(b, address="<guest>") + change)
+        if o.layout.msix is not None:
+            lines.extend("\t" + l for l in msix_lines(o.layout.msix))
+            if o.target is not None:
+                a = analyse_pages(o.layout.bars, o.layout.msix, platform, o.layout.device_backed)
+                lines.append(f"\tpages: {a.reason}")
+        lines.append(f"\tQEMU: {qemu_option(d, o)}")
+    lines.extend(f"\tnote: {n}" for n in o.notes)
+    lines.extend(f"\tFINDING: {f}" for f in o.findings)
+    return "\n".join(lines)
