@@ -203,6 +203,12 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
                    notes=notes, findings=findings)
 
 
+# PCIe Base Spec, MSI-X Table/PBA placement: registers "must not share any naturally
+# aligned 4-KB address range" with an MSI-X structure.  So within those 4K ranges a
+# compliant device has nothing but MSI-X; anything else in a trapped page may be registers.
+MSIX_EXCLUSIVE_UNIT = 4 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class PageAnalysis:
     """Which host pages QEMU traps for the MSI-X table, and what else lives in them."""
@@ -212,7 +218,7 @@ class PageAnalysis:
     bar_size: int
     trap_start: int
     trap_end: int  # exclusive, as vfio_pci_fixup_msix_region computes it
-    shared_bytes: int  # bytes of other BAR space (device registers) in the trapped pages
+    shared_bytes: int  # device bytes in the trapped pages outside the MSI-X 4K ranges
 
     @property
     def needs_relocation(self) -> bool:
@@ -224,19 +230,19 @@ class PageAnalysis:
         page = format_size(self.page_size)
         if self.needs_relocation:
             return (f"with {page} pages QEMU traps BAR{self.table_bar} {span} for the MSI-X table;"
-                    f" {self.shared_bytes} bytes of other BAR{self.table_bar} space share those"
-                    f" pages, so every access to them traps")
-        return (f"with {page} pages the MSI-X table's trapped range BAR{self.table_bar} {span}"
-                f" holds nothing but MSI-X structures")
+                    f" {format_size(self.shared_bytes)} of it lies outside the 4K ranges of the"
+                    f" MSI-X structures (where device registers may live), so accesses there trap")
+        return (f"with {page} pages the trapped range BAR{self.table_bar} {span} holds only the"
+                f" 4K ranges of the MSI-X structures")
 
 
 def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform,
                   device_backed: int | None = None) -> PageAnalysis:
     """vfio_pci_fixup_msix_region's arithmetic: [table & page_mask, page_align(table end)).
 
-    ``device_backed`` is how much of the table's BAR is the device's own space
-    (registers): all of it natively; after relocation only the BAR's original
-    size, since QEMU backs the added part with MSI-X emulation alone.
+    ``device_backed`` is how much of the table's BAR is the device's own space:
+    all of it natively; after relocation only the BAR's original size, since
+    QEMU backs the added part with MSI-X emulation alone.
     """
     page = platform.page_size
     start = align_down(msix.table_offset, page)
@@ -244,19 +250,29 @@ def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform,
     bar = next((b for b in bars if b.index == msix.table_bar), None)
     bar_size = bar.size if bar is not None else 0
     backed = bar_size if device_backed is None else device_backed
-    limit = min(end, backed) if bar_size else end
-    covered = max(0, limit - start)
-    msix_bytes = _overlap(start, limit, msix.table_offset, msix.table_offset + msix.table_bytes)
+    limit = min(end, backed) if (bar_size or device_backed is not None) else end
+    spans = [_unit_span(msix.table_offset, msix.table_bytes)]
     if msix.pba_bar == msix.table_bar:
-        pba = (msix.pba_offset, msix.pba_offset + msix.pba_bytes)
-        msix_bytes += _overlap(start, limit, *pba)
-        msix_bytes -= _overlap(start, limit, max(pba[0], msix.table_offset),
-                               min(pba[1], msix.table_offset + msix.table_bytes))
-    return PageAnalysis(page, msix.table_bar, bar_size, start, end, max(0, covered - msix_bytes))
+        spans.append(_unit_span(msix.pba_offset, msix.pba_bytes))
+    covered = max(0, limit - start)
+    reserved = _union_overlap(start, limit, spans)
+    return PageAnalysis(page, msix.table_bar, bar_size, start, end, covered - reserved)
 
 
-def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
-    return max(0, min(a1, b1) - max(a0, b0))
+def _unit_span(offset: int, length: int) -> tuple[int, int]:
+    return (align_down(offset, MSIX_EXCLUSIVE_UNIT),
+            align_up(offset + length, MSIX_EXCLUSIVE_UNIT))
+
+
+def _union_overlap(lo: int, hi: int, spans: list[tuple[int, int]]) -> int:
+    """Bytes of [lo, hi) covered by the union of spans."""
+    total, cursor = 0, lo
+    for a, b in sorted(spans):
+        a, b = max(a, cursor), min(b, hi)
+        if b > a:
+            total += b - a
+            cursor = b
+    return total
 
 
 def power_of_two_finding(bar: Bar) -> str | None:

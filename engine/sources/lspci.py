@@ -225,7 +225,9 @@ def _parse_bar(text: str, next_index: int, where: Location) -> Bar:
     if not b:
         raise InputError(f"cannot read BAR line: {text!r}", where)
     addr = b.group("addr")
-    assigned = not addr.startswith("<") and int(addr, 16) != 0
+    # [virtual]: the kernel reports the resource though the register reads 0 (VFs,
+    # arm64 port 0), so an address of 0 is still an assignment there.
+    assigned = not addr.startswith("<") and (int(addr, 16) != 0 or "virtual" in flags)
     try:
         if b.group("space") == "I/O ports":
             return Bar(index, BarKind.IO, size, prefetchable=False, assigned=assigned)

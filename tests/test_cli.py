@@ -1,0 +1,110 @@
+"""The CLI as users run it: output shapes, exit codes, and errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = str(ROOT / "corpus/devices/seed/lsi-sas3008-1000-0097.yaml")
+SHARED = ROOT.parent / "shared" / "corpus" / "lspci"
+DELL = SHARED / "dell-poweredge-r340-x86_64-03cc317284.txt"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_simulate_all_json_lists_every_strategy_in_order(capsys):
+    code, out, _ = run(capsys, "simulate", SEED, "--page-size", "64K", "--no-io-space", "--all", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert [d["strategy"] for d in data] == ["off", "bar0", "bar1", "bar2", "bar3", "bar4", "bar5",
+                                             "qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "qemu"]
+    by = {d["strategy"]: d for d in data}
+    assert by["qemu-rfc"]["target"] == 0 and by["qemu-rfc"]["msix"]["pba_offset"] == 0x600
+    assert by["bar2"] == {"strategy": "bar2", "target": 2,
+                          "refused": "Invalid MSI-X relocation BAR 2, consumed by 64-bit BAR 1", "notes": []}
+    assert {"index": 5, "kind": "mem32", "prefetchable": True, "size": 65536, "assigned": True} in by["bar5"]["bars"]
+
+
+def test_simulate_text_shows_lspci_lines_and_the_qemu_option(capsys):
+    code, out, _ = run(capsys, "simulate", SEED, "--page-size", "64K", "--no-io-space", "--target", "bar5")
+    assert code == 0
+    assert "Region 5: Memory at <guest> (32-bit, prefetchable) [size=64K]   <- new" in out
+    assert "Vector table: BAR=5 offset=00000000" in out and "PBA: BAR=5 offset=00000600" in out
+    assert "-device vfio-pci,host=0001:03:00.0,x-msix-relocation=bar5" in out
+    assert "relocation needed" in out
+
+
+def test_show_json_has_the_documented_device_fields(capsys):
+    code, out, _ = run(capsys, "show", SEED, "--json")
+    (dev,) = json.loads(out)
+    assert code == 0
+    for key in ("slot", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "driver",
+                "modules", "bars", "msix"):
+        assert key in dev
+    assert dev["msix"] == {"entries": 96, "table_bar": 1, "table_offset": 0xE000, "pba_bar": 1,
+                           "pba_offset": 0xF000}
+    assert dev["bars"][0] == {"index": 0, "kind": "io", "prefetchable": False, "size": 0, "assigned": False}
+
+
+def test_show_yaml_reads_back_identical(capsys, tmp_path):
+    _, out, _ = run(capsys, "show", SEED, "--format", "yaml")
+    again = tmp_path / "again.yaml"
+    again.write_text(out)
+    _, out2, _ = run(capsys, "show", str(again), "--format", "yaml")
+    assert out == out2
+
+
+@pytest.mark.skipif(not DELL.is_file(), reason="../shared/corpus/lspci absent")
+def test_stdin_machine_dump_needs_a_slot_and_then_simulates(capsys, monkeypatch):
+    import io
+    monkeypatch.setattr(sys, "stdin", io.StringIO(DELL.read_text()))
+    code, _, err = run(capsys, "simulate", "-", "--page-size", "64K", "--heuristic", "reverse")
+    assert code == 2 and "choose one with --slot" in err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(DELL.read_text()))
+    code, out, _ = run(capsys, "simulate", "-", "--slot", "02:00.0", "--page-size", "64K",
+                       "--heuristic", "reverse", "--json")
+    assert code == 0 and json.loads(out)["target"] == 5
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["show", "/nonexistent/file"], "/nonexistent/file: no such file"),
+    (["simulate", SEED, "--slot", "00:09.0", "--all"], "no device at slot 00:09.0"),
+    (["show"], "no input"),
+])
+def test_bad_input_exits_2_with_one_clear_line(capsys, argv, words):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_file_content_names_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("00:01.0 Ethernet controller [0200]: X [8086:1521]\n\tRegion 0: Memory at zz\n")
+    code, _, err = run(capsys, "show", str(bad))
+    assert code == 2 and f"{bad}:2: cannot read BAR line" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", SEED, "--page-size", "3K", "--all"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", SEED])  # no --target/--heuristic/--all
+    assert exc.value.code == 2
+
+
+def test_console_script_runs_as_a_process():
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "simulate", SEED, "--page-size", "64K",
+                           "--no-io-space", "--heuristic", "qemu-rfc", "--json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["target"] == 0

@@ -1,0 +1,135 @@
+"""The lspci reader on every format users paste, and on the damage real dumps carry."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InputError
+from engine.model import BarKind, Msix
+from engine.sources import lspci
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "lspci"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/corpus/lspci absent")
+
+VVNN = """\
+02:00.0 RAID bus controller [0104]: Broadcom / LSI MegaRAID SAS-3 3008 [Fury] [1000:005f] (rev 02)
+\tDeviceName: Integrated RAID
+\tSubsystem: Dell PERC H330 Adapter [1028:1f44]
+\tRegion 0: I/O ports at 2000 [size=256]
+\tRegion 1: Memory at 91e00000 (64-bit, non-prefetchable) [size=64K]
+\tRegion 3: Memory at 91d00000 (64-bit, non-prefetchable) [size=1M]
+\tExpansion ROM at <ignored> [disabled]
+\tCapabilities: [c0] MSI-X: Enable+ Count=97 Masked-
+\t\tVector table: BAR=1 offset=0000e000
+\t\tPBA: BAR=1 offset=0000f000
+\tKernel driver in use: megaraid_sas
+\tKernel modules: megaraid_sas
+"""
+
+
+def test_vvnn_block_gives_ids_bars_msix_and_driver():
+    (d,) = lspci.parse(VVNN)
+    assert (d.slot, d.vendor, d.device, d.class_code, d.revision) == ("02:00.0", 0x1000, 0x5F, 0x0104, 2)
+    assert (d.subsystem_vendor, d.subsystem_device) == (0x1028, 0x1F44)
+    assert [(b.index, b.kind, b.size, b.prefetchable) for b in d.bars] == [
+        (0, BarKind.IO, 256, False), (1, BarKind.MEM64, 64 << 10, False), (3, BarKind.MEM64, 1 << 20, False)]
+    assert d.msix == Msix(97, 1, 0xE000, 1, 0xF000, enabled=True)
+    assert (d.driver, d.modules, d.rom_size) == ("megaraid_sas", ("megaraid_sas",), 0)
+    assert d.notes == ()
+
+
+def test_names_only_output_says_ids_are_missing():
+    text = VVNN.replace(" [0104]", "").replace(" [1000:005f]", "").replace(" [1028:1f44]", "")
+    (d,) = lspci.parse(text)
+    assert d.vendor is None and d.class_name == "RAID bus controller"
+    assert any("-nn" in n for n in d.notes)
+    assert d.msix is not None
+
+
+def test_numeric_only_output():
+    (d,) = lspci.parse("03:00.0 0200: 8086:1521 (rev 01)\n\tSubsystem: 8086:0001\n"
+                       "\tRegion 0: Memory at f7c00000 (32-bit, non-prefetchable) [size=1M]\n")
+    assert (d.vendor, d.device, d.class_code, d.subsystem_vendor, d.name) == (0x8086, 0x1521, 0x200, 0x8086, None)
+
+
+def test_single_v_infers_bar_numbers_and_says_so():
+    text = ("00:00.0 Serial Attached SCSI controller: LSI Logic / Symbios Logic SAS3008 (rev 02)\n"
+            "\tI/O ports at <unassigned> [disabled]\n"
+            "\tMemory at 80140000 (64-bit, non-prefetchable)\n"
+            "\tMemory at 80100000 (64-bit, non-prefetchable)\n"
+            "\tCapabilities: [c0] MSI-X: Enable+ Count=96 Masked-\n")
+    (d,) = lspci.parse(text)
+    assert [b.index for b in d.bars] == [0, 1, 3]
+    assert not d.bar(0).assigned and d.bar(1).size == 0
+    assert d.msix is None and d.msix_unknown
+    assert any("inferred" in n for n in d.notes) and any("-vvvnn" in n for n in d.notes)
+
+
+def test_access_denied_asks_for_root():
+    (d,) = lspci.parse("00:1f.6 Ethernet controller [0200]: Intel Corporation Device [8086:15b8]\n"
+                       "\tCapabilities: <access denied>\n")
+    assert d.msix is None and d.msix_unknown
+    assert any("root" in n for n in d.notes)
+
+
+def test_pcilib_warning_spliced_into_a_line_is_removed_and_the_line_rejoined():
+    text = VVNN.replace("\t\tVector table: BAR=1 offset=0000e000\n",
+                        "\t\tVector table: BAR=1 offset=0000e00pcilib: sysfs_read_vpd: read failed: I/O error\n0\n")
+    (d,) = lspci.parse(text)
+    assert d.msix.table_offset == 0xE000
+
+
+def test_sriov_regions_are_not_the_devices_bars():
+    text = VVNN.replace("\tKernel driver", "\tCapabilities: [200 v1] Single Root I/O Virtualization (SR-IOV)\n"
+                        "\t\tRegion 0: Memory at 0000080010108000 (64-bit, prefetchable)\n\tKernel driver")
+    (d,) = lspci.parse(text)
+    assert [b.index for b in d.bars] == [0, 1, 3]
+
+
+def test_virtual_flag_on_either_side_and_five_digit_domain():
+    (d,) = lspci.parse("10000:e1:00.0 Non-Volatile memory controller [0108]: Seagate FireCuda 510 [1bb1:5012]"
+                       " (rev 01) (prog-if 02 [NVM Express])\n"
+                       "\tRegion 0: [virtual] Memory at 7fb2554000 (64-bit, prefetchable) [size=16K]\n"
+                       "\tRegion 2: Memory at 7fb2538000 [virtual] (64-bit, prefetchable) [size=16K]\n")
+    assert d.slot == "10000:e1:00.0" and d.revision == 1 and d.device == 0x5012
+    assert [(b.index, b.size) for b in d.bars] == [(0, 16 << 10), (2, 16 << 10)]
+
+
+@pytest.mark.parametrize("text, line", [
+    ("hello world\n", 1),
+    ("\n\nnot lspci\n", 3),
+    (VVNN.replace("Region 1: Memory at 91e00000 (64-bit, non-prefetchable)", "Region 1: Memory at zz"), 5),
+    (VVNN.replace("[size=64K]", "[size=64Q]"), 5),
+    (VVNN.replace("Count=97", "Count=4000"), 9),
+    (VVNN.replace("Region 3:", "Region 2:"), 1),
+])
+def test_malformed_input_names_the_line(text, line):
+    with pytest.raises(InputError) as err:
+        lspci.parse(text, "dump.txt")
+    assert err.value.location.path == "dump.txt" and err.value.location.line == line
+
+
+@needs_shared
+def test_every_shared_dump_parses_with_all_its_msix_capabilities():
+    files = sorted(SHARED.glob("*.txt"))
+    assert len(files) == 23
+    total = 0
+    for f in files:
+        text = f.read_text()
+        devices = lspci.parse(text, str(f))
+        assert sum(d.msix is not None for d in devices) == text.count("MSI-X: Enable"), f.name
+        total += sum(d.msix is not None for d in devices)
+    assert total == 62
+
+
+@needs_shared
+def test_the_spliced_vector_table_line_in_a_real_dump():
+    devices = lspci.parse((SHARED / "ami-aptio-crb-x86_64-cabba2c402.txt").read_text())
+    realtek = [d for d in devices if d.id_text == "10ec:8168"]
+    assert realtek and all(d.msix == Msix(4, 4, 0, 4, 0x800, enabled=True) for d in realtek)
+
+
+@needs_shared
+def test_whole_machine_dump_keeps_non_msix_devices():
+    devices = lspci.parse((SHARED / "lenovo-thinkcentre-m710q-x86_64-ec95321dfb.txt").read_text())
+    assert len(devices) > sum(d.msix is not None for d in devices) > 0
