@@ -1,6 +1,7 @@
 """Command line: the only place that prints, reads the environment and chooses exit codes.
 
-Exit codes (README "Exit codes"): 0 success; 2 bad input or usage;
+Exit codes (README "Exit codes"): 0 success; 1 a negative answer (a rule
+example failed, a file needs formatting); 2 bad input, rules or usage;
 3 an internal error (a bug in barsafe: please report it).
 """
 
@@ -12,15 +13,31 @@ import os
 import sys
 from typing import Sequence
 
+from functools import lru_cache
+from pathlib import Path
+
 from . import __version__, strategies
-from .errors import BarsafeError, UsageError
+from .errors import BarsafeError, RuleErrors, UsageError
 from .model import Device, Platform
 from .relocate import analyse_pages
-from .report import jsonout, text
+from .report import diagnostics, jsonout, text
 from .sources import load, load_sysfs, record
 from .units import parse_size
 
-EXIT_OK, EXIT_INPUT, EXIT_INTERNAL = 0, 2, 3
+EXIT_OK, EXIT_NO, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=64)
+def _file_lines(path: str) -> tuple[str, ...]:
+    try:
+        return tuple(Path(path).read_text(errors="replace").splitlines())
+    except OSError:
+        return ()
+
+
+def source_line(path: str, line: int) -> str | None:
+    lines = _file_lines(path)
+    return lines[line - 1] if 0 < line <= len(lines) else None
 
 
 def host_page_size() -> int:
@@ -113,12 +130,130 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def rule_paths(paths: list[str] | None) -> list[Path]:
+    from .rules.library import DEFAULT_ROOT
+    return [Path(p) for p in paths] if paths else [DEFAULT_ROOT]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .rules import library
+    lib = library.load(rule_paths(args.paths), use_cache=False)
+    rules = sum(len(rs.file.rules) for rs in lib.rulesets.values())
+    examples = sum(len(rs.file.examples) for rs in lib.rulesets.values())
+    print(f"ok: {len(lib.files)} rule files, {rules} rules, {examples} examples")
+    return EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from .rules.fmt import fmt
+    from .rules.library import rule_files
+    from .rules.parse import parse
+    changed, errors = [], []
+    for path in rule_files(rule_paths(args.paths)):
+        original = path.read_text()
+        try:
+            formatted = fmt(parse(original, str(path)))
+        except RuleErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        if formatted != original:
+            changed.append(path)
+            if not args.check:
+                path.write_text(formatted)
+    if errors:
+        raise RuleErrors(errors)
+    verb = "would reformat" if args.check else "reformatted"
+    for path in changed:
+        print(f"{verb} {path}")
+    if not changed:
+        print("all rule files are formatted")
+    return EXIT_NO if (args.check and changed) else EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .rules import library, testing
+    lib = library.load(rule_paths(args.paths))
+    results = testing.run_library(lib)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        print(f"{r.where}: FAIL {r.ruleset}: example {r.title!r}: {r.strategy}:"
+              f" expected {r.expected}, got {r.actual}")
+        for reason in r.reasons:
+            print(f"    {reason}")
+    files = len({r.ruleset for r in results})
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed"
+          f" ({len(results)} expectations in {files} rule sets)")
+    return EXIT_NO if failed else EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .rules import library
+    from .score import judge
+    device = one_msix_device(select(load(args.device), args.slot))
+    platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+    rules_path = Path(args.rules)
+    if rules_path.is_file():
+        lib = library.load([rules_path.parent])
+        chosen = [rs for rs in lib.rulesets.values() if Path(rs.path).resolve() == rules_path.resolve()]
+        why = [f"rule file given: {rules_path}"]
+    else:
+        lib = library.load([rules_path])
+        found = lib.matching(device)
+        chosen = [rs for rs, _ in found]
+        why = [f"{rs.name} matches {reason}" for rs, reason in found]
+        if not chosen and "generic" in lib.rulesets:
+            chosen, why = [lib.rulesets["generic"]], ["no rule set matches: the generic set applies"]
+    trace: list[str] = []
+    strategy = args.target or args.heuristic
+    j = judge(device, platform, strategy, chosen, trace)
+    print(text.header(device))
+    print(f"{text.platform_text(platform)}; strategy {strategy}")
+    for line in why:
+        print(f"  {line}")
+    if j.outcome.ok:
+        print(text.outcome(device, j.outcome, platform))
+    for line in trace:
+        print(line)
+    print(f"verdict: {j.verdict}")
+    for v in j.violations:
+        print(f"  {v.severity} {v.rule_id} ({v.where}): {v.message}")
+        print(f"      because {v.evidence}")
+    return EXIT_OK
+
+
+def add_rule_commands(sub, add_input) -> None:
+    check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")
+    check.add_argument("paths", nargs="*", metavar="PATH")
+    check.set_defaults(func=cmd_check)
+
+    fmt = sub.add_parser("fmt", help="rewrite rule files in canonical form (comments kept)")
+    fmt.add_argument("paths", nargs="*", metavar="PATH")
+    fmt.add_argument("--check", action="store_true", help="only list files that need formatting; exit 1 if any")
+    fmt.set_defaults(func=cmd_fmt)
+
+    test = sub.add_parser("test", help="run the examples the rule files carry")
+    test.add_argument("paths", nargs="*", metavar="PATH")
+    test.set_defaults(func=cmd_test)
+
+    explain = sub.add_parser("explain", help="trace one candidate through the rules, role by role")
+    explain.add_argument("rules", metavar="RULES", help="a rule file, or a directory to match from")
+    explain.add_argument("device", metavar="DEVICE", help="lspci text, YAML record or sysfs directory")
+    explain.add_argument("--slot", metavar="S")
+    explain.add_argument("--page-size", type=page_size_arg, metavar="SIZE")
+    explain.add_argument("--no-io-space", action="store_true")
+    what = explain.add_mutually_exclusive_group(required=True)
+    what.add_argument("--target", choices=["off", *strategies.TARGETS])
+    what.add_argument("--heuristic", choices=[h for h in strategies.HEURISTICS])
+    explain.set_defaults(func=cmd_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="barsafe",
         description="Predict which MSI-X relocation (QEMU x-msix-relocation) a passed-through"
                     " PCI device's guest driver survives.",
-        epilog="Exit codes: 0 success, 2 bad input or usage, 3 internal error.")
+        epilog="Exit codes: 0 success, 1 negative answer (failed rule example, file needs"
+               " formatting), 2 bad input, rules or usage, 3 internal error.")
     parser.add_argument("--version", action="version", version=f"barsafe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -151,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="off, bar0..bar5, then every heuristic")
     sim.add_argument("--json", action="store_true", help="JSON output")
     sim.set_defaults(func=cmd_simulate)
+    add_rule_commands(sub, add_input)
     return parser
 
 
@@ -159,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except RuleErrors as exc:
+        print(diagnostics.render(exc, source_line), file=sys.stderr)
+        return EXIT_INPUT
     except BarsafeError as exc:
         print(f"barsafe: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

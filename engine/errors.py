@@ -40,3 +40,17 @@ class InputError(BarsafeError):
 
 class UsageError(BarsafeError):
     """A request that makes no sense for the input (no such slot, no MSI-X, ...)."""
+
+
+class RuleError(BarsafeError):
+    """One problem in a rule file, at a place (line and column)."""
+
+
+class RuleErrors(BarsafeError):
+    """Every problem found in one run: rule authors fix them all at once, not one per run."""
+
+    def __init__(self, errors: list[RuleError]):
+        self.errors = sorted(errors, key=lambda e: (e.location.path if e.location else "",
+                                                    e.location.line or 0 if e.location else 0,
+                                                    e.location.column or 0 if e.location else 0))
+        super().__init__(f"{len(self.errors)} error(s) in rule files")

@@ -1,0 +1,205 @@
+"""Semantic checks on a parsed rule file: everything the grammar cannot say.
+
+All problems in a file are collected and reported together.  Include-graph
+checks (cycles, files outside the rule roots) live in library.py, which sees
+all files at once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import Location, RuleError
+from ..model import BAR_SLOTS
+from ..strategies import all_names
+from . import ast
+
+_SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
+_EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
+              ("64bit", "32bit")]
+RESERVED = {"native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
+            "no", "added", "below", "extended", "count", "first", "last", "largest", "msix",
+            "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
+
+
+def check(rule_file: ast.RuleFile, stem: str | None = None) -> list[RuleError]:
+    """Problems in one file (empty list: none)."""
+    errors: list[RuleError] = []
+
+    def err(node, message: str) -> None:
+        span = getattr(node, "span", ast.NO_SPAN)
+        where = span.location if span is not ast.NO_SPAN else Location(rule_file.path)
+        errors.append(RuleError(message, where))
+
+    _check_header(rule_file, stem, err)
+    roles = _check_roles(rule_file, err)
+    _check_rules(rule_file, roles, err)
+    _check_examples(rule_file, err)
+    return errors
+
+
+def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
+    rulesets = f.of(ast.Ruleset)
+    if not rulesets:
+        err(None, "missing 'ruleset NAME' (the name of the rule set, the file name without .rules)")
+    for extra in rulesets[1:]:
+        err(extra, "a file holds one rule set: second 'ruleset'")
+    if rulesets and stem is not None and rulesets[0].name != stem:
+        err(rulesets[0], f"rule set '{rulesets[0].name}' is in file '{stem}.rules': name them alike")
+    for extra in f.of(ast.Describe)[1:]:
+        err(extra, "second 'describe': join the text into one")
+    if f.matches:  # a driver's rule file must say which code it encodes
+        sources = f.of(ast.Source)
+        if not sources:
+            err(f.matches[0], "a rule file that matches devices must cite its driver source:"
+                              " source \"path/file.c:LINE\" function NAME kernel \"6.12\"")
+        for s in sources:
+            if not _SOURCE_RE.match(s.where.value):
+                err(s, f"source {s.where.value!r} must be 'path/file.c:LINE'")
+            if s.function is None:
+                err(s, "source needs 'function NAME': the C function holding the check")
+            if s.kernel is None:
+                err(s, "source needs 'kernel \"VERSION\"': the kernel tree the line number is valid for")
+    for m in f.of(ast.MatchId):
+        if m.vendor is None and m.device is not None:
+            err(m, "'match id *:DDDD' matches a device ID of any vendor: name the vendor")
+    for m in f.of(ast.MatchClass):
+        if m.value > 0xFFFF or (m.mask is not None and m.mask > 0xFFFF):
+            err(m, "class is base class and subclass, 16 bits (e.g. 0x0107)")
+
+
+def _check_roles(f: ast.RuleFile, err) -> dict[str, ast.Role]:
+    roles: dict[str, ast.Role] = {}
+    for role in f.roles:
+        if role.name in roles:
+            err(role, f"role '{role.name}' already defined at line {roles[role.name].span.line}")
+        elif re.fullmatch(r"bar[0-9]+", role.name) or role.name in RESERVED:
+            err(role, f"'{role.name}' is a reserved word; choose another role name")
+        else:
+            roles[role.name] = role
+    return roles
+
+
+def _refs(cond: ast.Cond | None) -> Iterator[ast.Ref]:
+    if cond is None:
+        return
+    if isinstance(cond, (ast.AnyOf, ast.AllOf)):
+        for item in cond.items:
+            yield from _refs(item)
+    elif isinstance(cond, ast.Not):
+        yield from _refs(cond.item)
+    else:
+        for name in ("ref", "below"):
+            ref = getattr(cond, name, None)
+            if ref is not None:
+                yield ref
+
+
+def _atoms(cond: ast.Cond) -> Iterator[ast.Cond]:
+    if isinstance(cond, (ast.AnyOf, ast.AllOf)):
+        for item in cond.items:
+            yield from _atoms(item)
+    elif isinstance(cond, ast.Not):
+        yield from _atoms(cond.item)
+    else:
+        yield cond
+
+
+def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
+    seen: dict[str, ast.Rule] = {}
+    bodies: dict[tuple, ast.Rule] = {}
+    for rule in f.rules:
+        if rule.name in seen:
+            err(rule, f"rule '{rule.name}' already defined at line {seen[rule.name].span.line}")
+        seen.setdefault(rule.name, rule)
+        for ref in [*_refs(rule.guard), *_refs(rule.cond)]:
+            if ref.role is not None and ref.role not in roles:
+                known = ", ".join(sorted(roles)) or "none defined"
+                err(ref, f"unknown role '{ref.role}' (roles: {known}; or use bar0..bar5)")
+        for atom in [*_atoms(rule.cond), *(_atoms(rule.guard) if rule.guard else [])]:
+            if isinstance(atom, ast.Stays) and atom.ref.bar is not None:
+                err(atom, f"'bar{atom.ref.bar} stays' always holds: 'stays' compares where a role"
+                          f" resolves; for a fixed BAR use 'unchanged' or an attribute")
+            if isinstance(atom, (ast.Stays, ast.Unchanged, ast.SizeUnchanged, ast.EndUnchanged)) \
+                    and atom.ref.native:
+                err(atom, "'native' compares nothing here: this predicate already compares the"
+                          " native and relocated layouts")
+        if not rule.message.value.strip():
+            err(rule, "empty message: say what breaks in the driver")
+        _check_contradiction(rule.cond, err)
+        key = (rule.guard, rule.cond)
+        if key in bodies:
+            other = bodies[key]
+            err(rule, f"rule '{rule.name}' repeats the condition of rule '{other.name}'"
+                      f" (line {other.span.line})")
+        negated = (rule.guard, ast.Not(rule.cond))
+        for (guard, cond), other in bodies.items():
+            if guard == rule.guard and (ast.Not(cond) == rule.cond or negated[1] == cond):
+                err(rule, f"rule '{rule.name}' contradicts rule '{other.name}' (line"
+                          f" {other.span.line}): no layout satisfies both")
+        bodies.setdefault(key, rule)
+
+
+def _check_contradiction(cond: ast.Cond, err) -> None:
+    """`bar0 is io and bar0 is memory` and the like can never hold: say so."""
+    if isinstance(cond, (ast.AnyOf, ast.Not)):
+        for item in (cond.items if isinstance(cond, ast.AnyOf) else (cond.item,)):
+            _check_contradiction(item, err)
+        return
+    if not isinstance(cond, ast.AllOf):
+        return
+    facts: dict[ast.Ref, list[tuple[str, bool]]] = {}
+    sizes: dict[ast.Ref, list[ast.SizeCmp]] = {}
+    for item in cond.items:
+        if isinstance(item, ast.IsAttr):
+            facts.setdefault(_bare(item.ref), []).append((item.attr, not item.negated))
+        elif isinstance(item, ast.SizeCmp):
+            sizes.setdefault(_bare(item.ref), []).append(item)
+        else:
+            _check_contradiction(item, err)
+    for ref, attrs in facts.items():
+        held = {a for a, v in attrs if v}
+        denied = {a for a, v in attrs if not v}
+        clash = held & denied or {f"{a}/{b}" for a, b in _EXCLUSIVE if a in held and b in held}
+        if clash:
+            err(cond, f"condition can never hold: {ref.text} is {' and '.join(sorted(clash))}")
+    for ref, cmps in sizes.items():
+        low = max((c.size + (c.op == ">") for c in cmps if c.op in (">=", ">", "==")), default=0)
+        high = min((c.size - (c.op == "<") for c in cmps if c.op in ("<=", "<", "==")), default=1 << 64)
+        if low > high:
+            err(cond, f"condition can never hold: no size of {ref.text} satisfies all its size tests")
+
+
+def _bare(ref: ast.Ref) -> ast.Ref:
+    return ast.Ref(ref.bar, ref.role, ref.native)
+
+
+def _check_examples(f: ast.RuleFile, err) -> None:
+    strategies = set(all_names())
+    for ex in f.examples:
+        kinds = {type(i) for i in ex.items}
+        if ast.Expect not in kinds:
+            err(ex, f"example {ex.title.value!r} expects nothing: add 'expect TARGET VERDICT' lines")
+        has_device = ast.ExampleDevice in kinds
+        if has_device and (ast.ExampleBar in kinds or ast.ExampleMsix in kinds):
+            err(ex, "an example takes either 'device \"FILE\"' or inline 'bar'/'msix' lines, not both")
+        if not has_device and ast.ExampleMsix not in kinds:
+            err(ex, "an inline example needs an 'msix ENTRIES table barN OFFSET pba barN OFFSET' line")
+        seen: dict[str, ast.Expect] = {}
+        for item in ex.items:
+            if isinstance(item, ast.Expect):
+                if item.strategy not in strategies:
+                    err(item, f"unknown strategy {item.strategy!r}")
+                if item.strategy in seen:
+                    err(item, f"second expectation for {item.strategy}")
+                seen[item.strategy] = item
+            elif isinstance(item, ast.ExampleBar) and item.index >= BAR_SLOTS:
+                err(item, "BAR index out of range 0..5")
+        if sum(isinstance(i, ast.ExamplePlatform) for i in ex.items) > 1:
+            err(ex, "one 'platform' line per example")
+
+
+def stem_of(path: str) -> str:
+    return Path(path).name.removesuffix(".rules")

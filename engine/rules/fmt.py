@@ -1,0 +1,200 @@
+"""Canonical formatting of rule files: one layout for every file, comments kept.
+
+fmt(parse(x)) is idempotent and parses back to the same AST.  Comments on a
+statement's last line stay at its end; other comments stay above the
+statement (or example line) they precede.
+"""
+
+from __future__ import annotations
+
+from . import ast
+from ..units import format_size
+
+WIDTH = 88
+INDENT = "    "
+
+_GROUP = {ast.Ruleset: "head", ast.Describe: "head", ast.Source: "head", ast.Include: "include",
+          ast.MatchDriver: "match", ast.MatchModule: "match", ast.MatchId: "match",
+          ast.MatchClass: "match", ast.Role: "role", ast.Rule: "rule", ast.Example: "example"}
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def text_lines(text: ast.Text) -> list[str]:
+    pieces = text.pieces or (text.value,)
+    return [quote(p) for p in pieces]
+
+
+def ref(r: ast.Ref) -> str:
+    return r.text
+
+
+def cond(c: ast.Cond, parent: type | None = None) -> str:
+    if isinstance(c, ast.AnyOf):
+        s = " or ".join(cond(i, ast.AnyOf) for i in c.items)
+        return f"({s})" if parent in (ast.AnyOf, ast.AllOf, ast.Not) else s
+    if isinstance(c, ast.AllOf):
+        s = " and ".join(cond(i, ast.AllOf) for i in c.items)
+        return f"({s})" if parent in (ast.AllOf, ast.Not) else s
+    if isinstance(c, ast.Not):
+        return f"not {cond(c.item, ast.Not)}"
+    if isinstance(c, ast.Stays):
+        return f"{ref(c.ref)} stays"
+    if isinstance(c, ast.IsAttr):
+        return f"{ref(c.ref)} is {'not ' if c.negated else ''}{c.attr}"
+    if isinstance(c, ast.SizeCmp):
+        return f"{ref(c.ref)} size {c.op} {format_size(c.size)}"
+    if isinstance(c, ast.SizeIn):
+        return f"{ref(c.ref)} size in {{{', '.join(format_size(s) for s in c.sizes)}}}"
+    if isinstance(c, ast.Unchanged):
+        return f"{ref(c.ref)} unchanged"
+    if isinstance(c, ast.SizeUnchanged):
+        return f"{ref(c.ref)} size unchanged"
+    if isinstance(c, ast.EndUnchanged):
+        return f"{ref(c.ref)} end unchanged"
+    if isinstance(c, ast.NoBarAdded):
+        return "no bar added" + (f" below {ref(c.below)}" if c.below else "")
+    if isinstance(c, ast.NoBarExtended):
+        return "no bar extended"
+    if isinstance(c, ast.CountUnchanged):
+        return "bar count unchanged"
+    raise TypeError(c)
+
+
+def _clause(keyword: str, c: ast.Cond) -> list[str]:
+    """`require A and B`, broken before each top-level and/or when too long."""
+    line = f"{INDENT}{keyword} {cond(c)}"
+    if len(line) <= WIDTH or not isinstance(c, (ast.AllOf, ast.AnyOf)):
+        return [line]
+    joiner = "and" if isinstance(c, ast.AllOf) else "or"
+    parts = [cond(i, type(c)) for i in c.items]
+    return [f"{INDENT}{keyword} {parts[0]}"] + [f"{INDENT * 2}{joiner} {p}" for p in parts[1:]]
+
+
+def selector(s: ast.Selector) -> str:
+    if isinstance(s, ast.Fixed):
+        return f"bar{s.index}"
+    if isinstance(s, ast.Ordinal):
+        return f"{s.order} {s.kind} bar"
+    if isinstance(s, ast.Largest):
+        return "largest bar"
+    return "msix bar"
+
+
+def _id(v: int | None, d: int | None) -> str:
+    return f"{'*' if v is None else f'{v:04x}'}:{'*' if d is None else f'{d:04x}'}"
+
+
+def example_item(item: ast.ExampleItem) -> str:
+    if isinstance(item, ast.ExampleDevice):
+        return f"device {quote(item.path.value)}"
+    if isinstance(item, ast.ExampleBar):
+        size = f" {format_size(item.size)}" if item.size is not None else ""
+        return f"bar{item.index} {item.kind}{size}{' prefetchable' if item.prefetchable else ''}"
+    if isinstance(item, ast.ExampleMsix):
+        return (f"msix {item.entries} table bar{item.table_bar} {item.table_offset:#x}"
+                f" pba bar{item.pba_bar} {item.pba_offset:#x}")
+    if isinstance(item, ast.ExamplePlatform):
+        return f"platform {format_size(item.page_size)}{'' if item.io_space else ' no-io-space'}"
+    return f"expect {item.strategy} {item.verdict}"
+
+
+def statement_lines(s: ast.Statement, comments: "_Comments") -> list[str]:
+    if isinstance(s, ast.Ruleset):
+        return [f"ruleset {s.name}"]
+    if isinstance(s, ast.Describe):
+        return _with_text("describe", s.text)
+    if isinstance(s, ast.Source):
+        line = f"source {quote(s.where.value)}"
+        if s.function:
+            line += f" function {s.function}"
+        if s.kernel:
+            line += f" kernel {quote(s.kernel.value)}"
+        return [line]
+    if isinstance(s, ast.Include):
+        return [f"include {quote(s.path.value)}"]
+    if isinstance(s, ast.MatchDriver):
+        return [f"match driver {s.name}"]
+    if isinstance(s, ast.MatchModule):
+        return [f"match module {s.name}"]
+    if isinstance(s, ast.MatchId):
+        sub = f" subsystem {_id(s.subsystem_vendor, s.subsystem_device)}" if s.has_subsystem else ""
+        return [f"match id {_id(s.vendor, s.device)}{sub}"]
+    if isinstance(s, ast.MatchClass):
+        return [f"match class {s.value:#06x}" + (f" mask {s.mask:#06x}" if s.mask is not None else "")]
+    if isinstance(s, ast.Role):
+        return [f"role {s.name} = {selector(s.selector)}"]
+    if isinstance(s, ast.Rule):
+        lines = [f"rule {s.name}:"]
+        if s.guard is not None:
+            lines += _clause("when", s.guard)
+        lines += _clause("require", s.cond)
+        pieces = text_lines(s.message)
+        lines.append(f"{INDENT}else {s.severity} {pieces[0]}")
+        lines += [f"{INDENT * 2}{p}" for p in pieces[1:]]
+        return lines
+    if isinstance(s, ast.Example):
+        lines = [f"example {quote(s.title.value)} {{" + comments.trailing(s.span.line)]
+        for item in s.items:
+            for c in comments.before(item.span.line):
+                lines.append(f"{INDENT}{c}")
+            lines.append(f"{INDENT}{example_item(item)}" + comments.trailing(item.span.end_line))
+        for c in comments.before(s.span.end_line):
+            lines.append(f"{INDENT}{c}")
+        lines.append("}" + comments.trailing(s.span.end_line))
+        return lines
+    raise TypeError(s)
+
+
+def _with_text(keyword: str, text: ast.Text) -> list[str]:
+    pieces = text_lines(text)
+    return [f"{keyword} {pieces[0]}"] + [f"{INDENT}{p}" for p in pieces[1:]]
+
+
+class _Comments:
+    """Comments not yet placed, taken in line order."""
+
+    def __init__(self, comments: tuple[ast.Comment, ...]):
+        self.trailing_on = {c.line: c for c in comments if not c.own_line}
+        self.pending = sorted((c for c in comments if c.own_line), key=lambda c: c.line)
+
+    def before(self, line: int) -> list[str]:
+        out = [c.text for c in self.pending if c.line < line]
+        self.pending = [c for c in self.pending if c.line >= line]
+        return out
+
+    def trailing(self, line: int) -> str:
+        c = self.trailing_on.pop(line, None)
+        return f"  {c.text}" if c else ""
+
+    def inside(self, first: int, last: int) -> list[str]:
+        """Trailing comments on lines of a statement other than its last: moved above it."""
+        lines = sorted(l for l in self.trailing_on if first <= l < last)
+        return [self.trailing_on.pop(l).text for l in lines]
+
+
+def fmt(rule_file: ast.RuleFile) -> str:
+    comments = _Comments(rule_file.comments)
+    out: list[str] = []
+    previous = None
+    for s in sorted(rule_file.statements, key=lambda s: s.span.line):
+        group = _GROUP[type(s)]
+        leading = comments.before(s.span.line)
+        if out and (group != previous or group in ("rule", "example") or leading):
+            out.append("")
+        out.extend(leading)
+        if not isinstance(s, ast.Example):  # comments inside a statement go above it
+            out.extend(comments.before(s.span.end_line + 1))
+            out.extend(comments.inside(s.span.line, s.span.end_line))
+        lines = statement_lines(s, comments)
+        if not isinstance(s, ast.Example):
+            lines[-1] += comments.trailing(s.span.end_line)
+        out.extend(lines)
+        previous = group
+    rest = comments.before(1 << 30) + [c.text for _, c in sorted(comments.trailing_on.items())]
+    if rest:
+        out.append("")
+        out.extend(rest)
+    return "\n".join(out).strip("\n") + "\n"

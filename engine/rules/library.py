@@ -1,0 +1,254 @@
+"""A rule library: every .rules file under the rule roots, parsed, checked, compiled.
+
+Includes form a graph (networkx): a cycle or an include that leaves the rule
+roots is an error at the include statement.  Parsed and checked files are
+cached by content hash, so answering one device does not re-parse every
+rule file: the cache key covers barsafe's version, the grammar and every
+file's path and bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from .. import __version__
+from ..errors import Location, RuleError, RuleErrors
+from ..model import Device
+from . import ast
+from .check import check, stem_of
+from .compile import Candidate, CompiledFile, Violation, compile_file
+from .parse import GRAMMAR, parse
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "rules"
+CACHE_FORMAT = 1
+
+
+@dataclass
+class Ruleset:
+    """One rule file with the files it includes: what a matching device is judged by."""
+
+    name: str
+    file: ast.RuleFile
+    parts: list[CompiledFile]  # itself first, then its includes (depth first)
+
+    @property
+    def path(self) -> str:
+        return self.file.path
+
+    def evaluate(self, candidate: Candidate, trace: list[str] | None = None) -> list[Violation]:
+        out: list[Violation] = []
+        for part in self.parts:
+            if trace is not None:
+                trace.append(f"rule set {part.name} ({part.path})")
+            out.extend(part.evaluate(candidate, trace))
+        return out
+
+    def match(self, device: Device) -> tuple[int, str] | None:
+        """(rank, why) if this rule set claims the device: IDs rank before class, class before driver."""
+        best: tuple[int, str] | None = None
+        for m in self.file.matches:
+            hit = _match_one(m, device)
+            if hit is not None and (best is None or hit[0] < best[0]):
+                best = hit
+        return best
+
+
+def _match_one(m, device: Device) -> tuple[int, str] | None:
+    if isinstance(m, ast.MatchId):
+        if device.vendor is None:
+            return None
+        if m.vendor not in (None, device.vendor) or m.device not in (None, device.device):
+            return None
+        if m.has_subsystem:
+            if m.subsystem_vendor not in (None, device.subsystem_vendor):
+                return None
+            if m.subsystem_device not in (None, device.subsystem_device):
+                return None
+        return 0, f"id {device.id_text} (line {m.span.line})"
+    if isinstance(m, ast.MatchClass):
+        mask = 0xFFFF if m.mask is None else m.mask
+        if device.class_code is not None and device.class_code & mask == m.value & mask:
+            return 1, f"class {device.class_code:04x} (line {m.span.line})"
+        return None
+    if isinstance(m, ast.MatchDriver) and device.driver == m.name:
+        return 2, f"driver {m.name} (line {m.span.line})"
+    if isinstance(m, ast.MatchModule) and m.name in device.modules:
+        return 2, f"module {m.name} (line {m.span.line})"
+    return None
+
+
+@dataclass
+class Library:
+    files: dict[str, ast.RuleFile]
+    rulesets: dict[str, Ruleset] = field(default_factory=dict)
+    from_cache: bool = False
+
+    def matching(self, device: Device) -> list[tuple[Ruleset, str]]:
+        """Rule sets for a device: those matching by ID or class; failing that, by driver/module."""
+        hits = []
+        for rs in self.rulesets.values():
+            found = rs.match(device)
+            if found is not None:
+                hits.append((found[0], rs.name, rs, found[1]))
+        if not hits:
+            return []
+        best = min(h[0] for h in hits if h)
+        tier = (0, 1) if best < 2 else (2,)
+        return [(rs, why) for rank, _, rs, why in sorted(hits, key=lambda h: (h[0], h[1])) if rank in tier]
+
+
+def rule_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.rules")))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise RuleErrors([RuleError("no such rule file or directory", Location(str(p)))])
+    return sorted(set(out))
+
+
+def _roots(paths: list[Path]) -> list[Path]:
+    return [(p if p.is_dir() else p.parent).resolve() for p in paths]
+
+
+def cache_dir() -> Path | None:
+    """$BARSAFE_CACHE_DIR, else $XDG_CACHE_HOME/barsafe or ~/.cache/barsafe; BARSAFE_CACHE=0: none."""
+    if os.environ.get("BARSAFE_CACHE") == "0":
+        return None
+    if os.environ.get("BARSAFE_CACHE_DIR"):
+        return Path(os.environ["BARSAFE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "barsafe"
+
+
+def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
+    """Parse, check and compile every rule file under ``paths`` (default: the shipped rules/)."""
+    paths = paths or [DEFAULT_ROOT]
+    files = rule_files(paths)
+    roots = _roots(paths)
+    texts = {str(f): f.read_bytes() for f in files}
+    key = _cache_key(texts)
+    parsed = _cache_get(key) if use_cache else None
+    from_cache = parsed is not None
+    if parsed is None:
+        parsed = _parse_all(texts)
+        _check_includes(parsed, roots)
+        if use_cache:
+            _cache_put(key, parsed)
+    library = Library(parsed, from_cache=from_cache)
+    compiled = {path: compile_file(f) for path, f in parsed.items()}
+    for path, f in parsed.items():
+        parts = [compiled[path]] + [compiled[p] for p in _include_closure(path, parsed)]
+        library.rulesets[f.name or stem_of(path)] = Ruleset(f.name or stem_of(path), f, parts)
+    return library
+
+
+def _parse_all(texts: dict[str, bytes]) -> dict[str, ast.RuleFile]:
+    parsed: dict[str, ast.RuleFile] = {}
+    errors: list[RuleError] = []
+    names: dict[str, str] = {}
+    for path, data in texts.items():
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(RuleError("not UTF-8 text", Location(path, data[:exc.start].count(b"\n") + 1)))
+            continue
+        try:
+            f = parse(text, path)
+        except RuleErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        errors.extend(check(f, stem_of(path)))
+        if f.name in names:
+            errors.append(RuleError(f"rule set '{f.name}' also defined in {names[f.name]}",
+                                    f.of(ast.Ruleset)[0].span.location))
+        names.setdefault(f.name or path, path)
+        parsed[path] = f
+    if errors:
+        raise RuleErrors(errors)
+    return parsed
+
+
+def _resolve_include(owner: str, inc: ast.Include) -> Path:
+    return (Path(owner).parent / inc.path.value).resolve()
+
+
+def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path]) -> None:
+    errors: list[RuleError] = []
+    graph = nx.DiGraph()
+    by_resolved = {str(Path(p).resolve()): p for p in parsed}
+    for path, f in parsed.items():
+        graph.add_node(path)
+        for inc in f.includes:
+            target = _resolve_include(path, inc)
+            if not any(target.is_relative_to(root) for root in roots):
+                errors.append(RuleError(f"include {inc.path.value!r} leaves the rule roots"
+                                        f" ({', '.join(map(str, roots))})", inc.span.location))
+            elif str(target) not in by_resolved:
+                errors.append(RuleError(f"include {inc.path.value!r}: no such rule file among"
+                                        " those loaded", inc.span.location))
+            else:
+                graph.add_edge(path, by_resolved[str(target)], span=inc.span)
+    for cycle in nx.simple_cycles(graph):
+        first = cycle[0]
+        nxt = cycle[1] if len(cycle) > 1 else cycle[0]
+        span = graph.edges[first, nxt]["span"]
+        chain = " -> ".join(Path(p).name for p in cycle + [first])
+        errors.append(RuleError(f"include cycle: {chain}", span.location))
+    if errors:
+        raise RuleErrors(errors)
+
+
+def _include_closure(path: str, parsed: dict[str, ast.RuleFile]) -> list[str]:
+    by_resolved = {str(Path(p).resolve()): p for p in parsed}
+    out: list[str] = []
+
+    def visit(p: str) -> None:
+        for inc in parsed[p].includes:
+            target = by_resolved[str(_resolve_include(p, inc))]
+            if target not in out and target != path:
+                out.append(target)
+                visit(target)
+    visit(path)
+    return out
+
+
+def _cache_key(texts: dict[str, bytes]) -> str:
+    h = hashlib.sha256(f"{CACHE_FORMAT}:{__version__}".encode())
+    h.update(GRAMMAR.read_bytes())
+    for path in sorted(texts):
+        h.update(path.encode() + b"\0" + hashlib.sha256(texts[path]).digest())
+    return h.hexdigest()
+
+
+def _cache_get(key: str) -> dict[str, ast.RuleFile] | None:
+    base = cache_dir()
+    if base is None:
+        return None
+    try:
+        with open(base / f"rules-{key}.pickle", "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+
+
+def _cache_put(key: str, parsed: dict[str, ast.RuleFile]) -> None:
+    base = cache_dir()
+    if base is None:
+        return
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".rules-{key}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, base / f"rules-{key}.pickle")
+    except OSError:
+        pass  # a read-only home must not stop an answer

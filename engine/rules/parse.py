@@ -1,0 +1,308 @@
+"""Text -> RuleFile.  Lark (LALR) with a Transformer whose methods mirror the grammar's rules.
+
+A syntax error must not hide the errors after it, so the file is cut into
+top-level statements (each starts with a keyword at the start of a line,
+outside braces and strings) and each is parsed on its own, at its own line.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from ..errors import Location, RuleError, RuleErrors
+from ..units import parse_size
+from . import ast
+
+GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "barsafe.lark"
+STATEMENT_KEYWORDS = ("ruleset", "describe", "source", "include", "match", "role", "rule", "example")
+_STATEMENT_START = re.compile(r"^\s*(" + "|".join(STATEMENT_KEYWORDS) + r")\b")
+
+# What users should read instead of lark's terminal names.
+_SHOWN = {
+    "NAME": "a name", "MODNAME": "a driver or module name", "STRING": "a \"string\"",
+    "PCI_ID": "an ID like 1000:0097", "HEX": "a hex number like 0x0107", "SIZE": "a size like 64K",
+    "INT": "a number", "INDEX": "a BAR number 0-5", "BAR": "bar0..bar5", "CMP": "a comparison (== >= <= ...)",
+    "SEVERITY": "forbid or warn", "VERDICT": "safe, warn, forbid or refused", "ORDER": "first or last",
+    "KIND": "memory, io, 64bit or prefetchable", "ATTR": "memory, io, 64bit, 32bit, prefetchable or implemented",
+    "STRATEGY": "a strategy (bar0..bar5, off, qemu-rfc, ...)", "BARKIND": "io, mem32 or mem64",
+    "NATIVE": "native", "NOT": "not", "NOIO": "no-io-space", "PREFETCH": "prefetchable",
+    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "COLON": "':'",
+    "COMMA": "','",
+}
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True,
+                lexer="contextual", cache=True)
+
+
+def _unquote(token: str) -> str:
+    return re.sub(r"\\(.)", r"\1", token[1:-1])
+
+
+def _int(token: str) -> int:
+    return int(token, 0)
+
+
+def _id_part(text: str) -> int | None:
+    return None if text == "*" else int(text, 16)
+
+
+class _ToAst(Transformer):
+    """One method per grammar rule; each returns an AST node with its span."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _span(self, meta) -> ast.Span:
+        if getattr(meta, "empty", True):
+            return ast.NO_SPAN
+        return ast.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def start(self, items):
+        return list(items)
+
+    def text(self, tokens):
+        pieces = tuple(_unquote(t) for t in tokens)
+        return ast.Text("".join(pieces), pieces)
+
+    @v_args(meta=True)
+    def ruleset(self, meta, items):
+        return ast.Ruleset(str(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def describe(self, meta, items):
+        return ast.Describe(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def source(self, meta, items):
+        where, function, kernel = items[0], None, None
+        for item in items[1:]:
+            if isinstance(item, Token):
+                function = str(item)
+            else:
+                kernel = item
+        return ast.Source(where, function, kernel, self._span(meta))
+
+    @v_args(meta=True)
+    def include(self, meta, items):
+        return ast.Include(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def match_driver(self, meta, items):
+        return ast.MatchDriver(str(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def match_module(self, meta, items):
+        return ast.MatchModule(str(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def match_id(self, meta, items):
+        v, d = (_id_part(p) for p in str(items[0]).split(":"))
+        if len(items) > 1:
+            sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
+            return ast.MatchId(v, d, sv, sd, True, self._span(meta))
+        return ast.MatchId(v, d, span=self._span(meta))
+
+    @v_args(meta=True)
+    def match_class(self, meta, items):
+        mask = _int(items[1]) if len(items) > 1 else None
+        return ast.MatchClass(_int(items[0]), mask, self._span(meta))
+
+    @v_args(meta=True)
+    def role(self, meta, items):
+        return ast.Role(str(items[0]), items[1], self._span(meta))
+
+    def select_fixed(self, items):
+        return ast.Fixed(int(str(items[0])[3:]))
+
+    def select_ordinal(self, items):
+        return ast.Ordinal(str(items[0]), str(items[1]))
+
+    def select_largest(self, items):
+        return ast.Largest()
+
+    def select_msix(self, items):
+        return ast.MsixBar()
+
+    @v_args(meta=True)
+    def rule(self, meta, items):
+        name = str(items[0])
+        guard = items[1] if len(items) == 5 else None
+        cond, severity, message = items[-3], str(items[-2]), items[-1]
+        return ast.Rule(name, guard, cond, severity, message, self._span(meta))
+
+    def guard(self, items):
+        return items[0]
+
+    @v_args(meta=True)
+    def any_of(self, meta, items):
+        return items[0] if len(items) == 1 else ast.AnyOf(tuple(items), self._span(meta))
+
+    @v_args(meta=True)
+    def all_of(self, meta, items):
+        return items[0] if len(items) == 1 else ast.AllOf(tuple(items), self._span(meta))
+
+    @v_args(meta=True)
+    def negate(self, meta, items):
+        return ast.Not(items[-1], self._span(meta))
+
+    @v_args(meta=True)
+    def ref(self, meta, items):
+        native = any(isinstance(t, Token) and t.type == "NATIVE" for t in items)
+        name = str(items[-1])
+        if items[-1].type == "BAR":
+            return ast.Ref(bar=int(name[3:]), native=native, span=self._span(meta))
+        return ast.Ref(role=name, native=native, span=self._span(meta))
+
+    @v_args(meta=True)
+    def stays(self, meta, items):
+        return ast.Stays(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def is_attr(self, meta, items):
+        negated = any(isinstance(t, Token) and t.type == "NOT" for t in items)
+        return ast.IsAttr(items[0], str(items[-1]), negated, self._span(meta))
+
+    @v_args(meta=True)
+    def size_cmp(self, meta, items):
+        return ast.SizeCmp(items[0], str(items[1]), parse_size(items[2]), self._span(meta))
+
+    @v_args(meta=True)
+    def size_in(self, meta, items):
+        return ast.SizeIn(items[0], tuple(parse_size(t) for t in items[1:]), self._span(meta))
+
+    @v_args(meta=True)
+    def unchanged(self, meta, items):
+        return ast.Unchanged(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def size_unchanged(self, meta, items):
+        return ast.SizeUnchanged(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def end_unchanged(self, meta, items):
+        return ast.EndUnchanged(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def no_bar_added(self, meta, items):
+        return ast.NoBarAdded(items[0] if items else None, self._span(meta))
+
+    @v_args(meta=True)
+    def no_bar_extended(self, meta, items):
+        return ast.NoBarExtended(self._span(meta))
+
+    @v_args(meta=True)
+    def count_unchanged(self, meta, items):
+        return ast.CountUnchanged(self._span(meta))
+
+    @v_args(meta=True)
+    def example(self, meta, items):
+        return ast.Example(items[0], tuple(items[1:]), self._span(meta))
+
+    @v_args(meta=True)
+    def ex_device(self, meta, items):
+        return ast.ExampleDevice(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def ex_bar(self, meta, items):
+        index, kind = int(items[0]), str(items[1])
+        size = next((parse_size(t) for t in items[2:] if t.type == "SIZE"), None)
+        prefetch = any(t.type == "PREFETCH" for t in items[2:])
+        return ast.ExampleBar(index, kind, size, prefetch, self._span(meta))
+
+    @v_args(meta=True)
+    def ex_msix(self, meta, items):
+        entries, tbar, toff, pbar, poff = items
+        return ast.ExampleMsix(int(entries), int(str(tbar)[3:]), _int(toff), int(str(pbar)[3:]),
+                               _int(poff), self._span(meta))
+
+    @v_args(meta=True)
+    def ex_platform(self, meta, items):
+        return ast.ExamplePlatform(parse_size(items[0]), len(items) == 1, self._span(meta))
+
+    @v_args(meta=True)
+    def ex_expect(self, meta, items):
+        return ast.Expect(str(items[0]), str(items[1]), self._span(meta))
+
+
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each top-level statement."""
+    chunks: list[tuple[int, list[str]]] = []
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if depth == 0 and _STATEMENT_START.match(line) or not chunks:
+            chunks.append((number, []))
+        chunks[-1][1].append(line)
+        code = re.sub(r'"([^"\\\n]|\\.)*"', '""', line).split("#", 1)[0]
+        depth = max(0, depth + code.count("{") - code.count("}"))
+    return [(start, "\n".join(lines)) for start, lines in chunks]
+
+
+def _shown(name: str) -> str:
+    if name in _SHOWN:
+        return _SHOWN[name]
+    try:
+        pattern = parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+
+
+def _expected(exc: UnexpectedInput) -> str:
+    names = sorted({_shown(t) for t in getattr(exc, "expected", ()) if t != "$END"})
+    return f"; expected {', '.join(names)}" if names and len(names) <= 8 else ""
+
+
+def _syntax_error(exc: UnexpectedInput, path: str) -> RuleError:
+    where = Location(path, exc.line, exc.column)
+    if isinstance(exc, UnexpectedCharacters):
+        char = exc.char if exc.char not in "\n\t" else repr(exc.char)
+        return RuleError(f"unexpected character {char!r}", where)
+    if isinstance(exc, UnexpectedEOF):
+        return RuleError("unexpected end of file", Location(path))
+    assert isinstance(exc, UnexpectedToken)
+    return RuleError(f"unexpected {str(exc.token)!r}{_expected(exc)}", where)
+
+
+def parse(text: str, path: str) -> ast.RuleFile:
+    """All statements and comments; raises RuleErrors with every syntax error in the file."""
+    statements: list = []
+    errors: list[RuleError] = []
+    transformer = _ToAst(path)
+    for start, chunk in _chunks(text):
+        if not chunk.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in chunk.splitlines()):
+            continue
+        try:
+            tree = parser().parse("\n" * (start - 1) + chunk)
+            statements.extend(transformer.transform(tree))
+        except UnexpectedInput as exc:
+            if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+                last = start + chunk.count("\n")
+                errors.append(RuleError("statement ends too early" + _expected(exc),
+                                        Location(path, last, len(chunk.splitlines()[-1]) + 1)))
+            else:
+                errors.append(_syntax_error(exc, path))
+        except VisitError as exc:  # a value the grammar accepts but is out of range (e.g. size 5Q)
+            errors.append(RuleError(str(exc.orig_exc), Location(path, start)))
+    if errors:
+        raise RuleErrors(errors)
+    return ast.RuleFile(path, tuple(statements), tuple(_comments(text)))
+
+
+def _comments(text: str) -> list[ast.Comment]:
+    """Comments with their places, for fmt (the parser itself ignores them)."""
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        masked = re.sub(r'"([^"\\\n]|\\.)*"', lambda m: " " * len(m.group(0)), line)
+        col = masked.find("#")
+        if col >= 0:
+            out.append(ast.Comment(number, col + 1, line[col:].rstrip(), not line[:col].strip()))
+    return out
