@@ -1,9 +1,10 @@
 """AST -> predicates: plain Python closures over the layouts, no eval of user text.
 
-A predicate takes a Candidate (the native guest layout, the relocated one,
-which BARs relocation added) and returns (holds, evidence): the evidence is
-the sentence a user reads when the rule fails, e.g. "regs (first memory BAR)
-was BAR1, becomes BAR0, added by relocation".
+A condition compiles to a pair: a boolean test over a Candidate (the native
+guest layout, the relocated one, which BARs relocation added), and the
+evidence, the sentence a user reads when the rule fails, e.g. "regs (first
+memory BAR) was BAR1, becomes BAR0, added by relocation".  Evidence is only
+built for failing rules and traces, so checking stays cheap.
 """
 
 from __future__ import annotations
@@ -17,32 +18,43 @@ from ..relocate import Layout
 from ..units import format_size
 from . import ast
 
-Evidence = tuple[bool, str]
-Predicate = Callable[["Candidate"], Evidence]
+Test = Callable[["Candidate"], bool]
+Explain = Callable[["Candidate"], str]
 
 _OPS = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le,
         ">": operator.gt, "<": operator.lt}
 
 
-@dataclass(frozen=True)
 class Candidate:
-    """What a rule is checked against: the guest's view before and after relocation."""
+    """What a rule is checked against: the guest's view before and after relocation.
 
-    native: Layout
-    relocated: Layout
-    platform: Platform
-    strategy: str = "off"
+    Built once per candidate with the lookups every rule needs (BAR by index,
+    added and extended BARs, role resolutions), so rules only read them.
+    """
 
-    @property
-    def added(self) -> frozenset[int]:
-        before = {b.index for b in self.native.bars}
-        return frozenset(b.index for b in self.relocated.bars if b.index not in before)
+    __slots__ = ("native", "relocated", "platform", "strategy", "nat", "rel", "added", "extended",
+                 "_roles_nat", "_roles_rel")
 
-    @property
-    def extended(self) -> tuple[int, ...]:
-        before = {b.index: b for b in self.native.bars}
-        return tuple(b.index for b in self.relocated.bars
-                     if b.index in before and before[b.index].size != b.size)
+    def __init__(self, native: Layout, relocated: Layout, platform: Platform, strategy: str = "off"):
+        self.native, self.relocated, self.platform, self.strategy = native, relocated, platform, strategy
+        self.nat = {b.index: b for b in native.bars}
+        self.rel = {b.index: b for b in relocated.bars}
+        self.added = frozenset(i for i in self.rel if i not in self.nat)
+        self.extended = tuple(i for i, b in self.rel.items() if i in self.nat and self.nat[i].size != b.size)
+        self._roles_nat: dict[str, int | None] = {}
+        self._roles_rel: dict[str, int | None] = {}
+
+    def bars(self, native: bool) -> dict[int, Bar]:
+        return self.nat if native else self.rel
+
+    def role(self, name: str, selector: ast.Selector, native: bool) -> int | None:
+        """Where role ``name`` lands; roles are named per file, so callers pass a unique name."""
+        cache = self._roles_nat if native else self._roles_rel
+        try:
+            return cache[name]
+        except KeyError:
+            found = cache[name] = resolve(selector, self.native if native else self.relocated)
+            return found
 
 
 def describe_bar(bar: Bar | None, index: int | None = None) -> str:
@@ -88,23 +100,34 @@ class CompiledRule:
     name: str
     severity: str
     message: str
-    guard: Predicate | None
-    check: Predicate
+    guard: tuple[Test, Explain] | None
+    check: tuple[Test, Explain]
     node: ast.Rule = field(repr=False)
+    where: str = ""  # path:line of the rule, for reports
 
 
-@dataclass(frozen=True)
 class Violation:
-    ruleset: str
-    rule: str
-    severity: str
-    message: str
-    evidence: str
-    where: str  # path:line of the rule
+    """A broken rule; its evidence sentence is built when first read."""
+
+    __slots__ = ("ruleset", "rule", "severity", "message", "where", "_explain", "_candidate", "_evidence")
+
+    def __init__(self, ruleset: str, rule: str, severity: str, message: str, where: str,
+                 explain: Explain, candidate: "Candidate"):
+        self.ruleset, self.rule, self.severity, self.message, self.where = ruleset, rule, severity, message, where
+        self._explain, self._candidate, self._evidence = explain, candidate, None
+
+    @property
+    def evidence(self) -> str:
+        if self._evidence is None:
+            self._evidence = self._explain(self._candidate)
+        return self._evidence
 
     @property
     def rule_id(self) -> str:
         return f"{self.ruleset}/{self.rule}"
+
+    def __repr__(self) -> str:
+        return f"Violation({self.rule_id}, {self.severity})"
 
 
 @dataclass(frozen=True)
@@ -125,19 +148,17 @@ class CompiledFile:
                 trace.append(f"  role {role} = {selector_text(selector)}: native"
                              f" {_bar_name(before)}, relocated {_bar_name(after)}")
         for rule in self.rules:
-            where = f"{rule.node.span.path}:{rule.node.span.line}"
-            if rule.guard is not None:
-                applies, why = rule.guard(candidate)
-                if not applies:
-                    if trace is not None:
-                        trace.append(f"  rule {rule.name}: does not apply ({why})")
-                    continue
-            holds, evidence = rule.check(candidate)
+            if rule.guard is not None and not rule.guard[0](candidate):
+                if trace is not None:
+                    trace.append(f"  rule {rule.name}: does not apply ({rule.guard[1](candidate)})")
+                continue
+            holds = rule.check[0](candidate)
             if trace is not None:
                 state = "holds" if holds else f"VIOLATED -> {rule.severity}"
-                trace.append(f"  rule {rule.name} ({where}): {state}: {evidence}")
+                trace.append(f"  rule {rule.name} ({rule.where}): {state}: {rule.check[1](candidate)}")
             if not holds:
-                out.append(Violation(self.name, rule.name, rule.severity, rule.message, evidence, where))
+                out.append(Violation(self.name, rule.name, rule.severity, rule.message, rule.where,
+                                     rule.check[1], candidate))
         return out
 
 
@@ -146,176 +167,196 @@ def _bar_name(index: int | None) -> str:
 
 
 class _Compiler:
-    def __init__(self, roles: dict[str, ast.Selector]):
-        self.roles = roles
+    """Each condition becomes (holds, evidence): a fast boolean test, and the sentence
+    that explains the result, computed only when a rule fails or a trace is asked for."""
 
-    def ref_index(self, ref: ast.Ref, layout: Layout) -> int | None:
+    def __init__(self, roles: dict[str, ast.Selector], scope: str):
+        self.roles = roles
+        self.scope = scope  # role names are per file: cache them under "file/role"
+
+    def index(self, ref: ast.Ref, c: Candidate, native: bool | None = None) -> int | None:
+        native = ref.native if native is None else native
         if ref.bar is not None:
             return ref.bar
-        return resolve(self.roles[ref.role], layout)
+        return c.role(self.scope + ref.role, self.roles[ref.role], native)
 
-    def ref_name(self, ref: ast.Ref) -> str:
+    def bar(self, ref: ast.Ref, c: Candidate) -> tuple[int | None, Bar | None]:
+        i = self.index(ref, c)
+        return i, (c.bars(ref.native).get(i) if i is not None else None)
+
+    def name(self, ref: ast.Ref) -> str:
         if ref.bar is not None:
             return ref.text
         return f"{ref.text} ({selector_text(self.roles[ref.role])})"
 
-    def layout(self, ref: ast.Ref, c: Candidate) -> Layout:
-        return c.native if ref.native else c.relocated
-
-    def cond(self, node: ast.Cond) -> Predicate:
+    def cond(self, node: ast.Cond) -> tuple[Test, Explain]:
         return getattr(self, "c_" + type(node).__name__)(node)
 
-    def c_AnyOf(self, node: ast.AnyOf) -> Predicate:
+    def c_AnyOf(self, node: ast.AnyOf):
         parts = [self.cond(i) for i in node.items]
+        tests = [t for t, _ in parts]
 
-        def any_of(c: Candidate) -> Evidence:
-            results = [p(c) for p in parts]
+        def explain(c: Candidate) -> str:
+            results = [(t(c), e(c)) for t, e in parts]
             good = [e for ok, e in results if ok]
-            return (True, good[0]) if good else (False, "; ".join(e for _, e in results))
-        return any_of
+            return good[0] if good else "; ".join(e for _, e in results)
+        return (lambda c: any(t(c) for t in tests)), explain
 
-    def c_AllOf(self, node: ast.AllOf) -> Predicate:
+    def c_AllOf(self, node: ast.AllOf):
         parts = [self.cond(i) for i in node.items]
+        tests = [t for t, _ in parts]
 
-        def all_of(c: Candidate) -> Evidence:
-            results = [p(c) for p in parts]
+        def explain(c: Candidate) -> str:
+            results = [(t(c), e(c)) for t, e in parts]
             bad = [e for ok, e in results if not ok]
-            return (False, "; ".join(bad)) if bad else (True, "; ".join(e for _, e in results))
-        return all_of
+            return "; ".join(bad) if bad else "; ".join(e for _, e in results)
+        return (lambda c: all(t(c) for t in tests)), explain
 
-    def c_Not(self, node: ast.Not) -> Predicate:
-        inner = self.cond(node.item)
+    def c_Not(self, node: ast.Not):
+        test, explain = self.cond(node.item)
+        return (lambda c: not test(c)), explain
 
-        def negate(c: Candidate) -> Evidence:
-            ok, evidence = inner(c)
-            return (not ok, evidence)
-        return negate
+    def c_Stays(self, node: ast.Stays):
+        ref, name = node.ref, self.name(node.ref)
 
-    def c_Stays(self, node: ast.Stays) -> Predicate:
-        ref, name = node.ref, self.ref_name(node.ref)
+        def test(c: Candidate) -> bool:
+            after = self.index(ref, c, False)
+            return self.index(ref, c, True) == after and after not in c.added
 
-        def stays(c: Candidate) -> Evidence:
-            before, after = self.ref_index(ref, c.native), self.ref_index(ref, c.relocated)
+        def explain(c: Candidate) -> str:
+            before, after = self.index(ref, c, True), self.index(ref, c, False)
             if after is not None and after in c.added:
-                return False, f"{name} was {_bar_name(before)}, becomes BAR{after}, added by relocation"
+                return f"{name} was {_bar_name(before)}, becomes BAR{after}, added by relocation"
             if before != after:
-                return False, f"{name} was {_bar_name(before)}, becomes {_bar_name(after)}"
-            return True, f"{name} is {_bar_name(before)} before and after"
-        return stays
+                return f"{name} was {_bar_name(before)}, becomes {_bar_name(after)}"
+            return f"{name} is {_bar_name(before)} before and after"
+        return test, explain
 
-    def c_IsAttr(self, node: ast.IsAttr) -> Predicate:
-        ref, attr, negated = node.ref, node.attr, node.negated
-        test = {"memory": lambda b: b is not None and not b.is_io,
-                "io": lambda b: b is not None and b.is_io,
-                "64bit": lambda b: b is not None and b.is_64bit,
-                "32bit": lambda b: b is not None and b.kind is BarKind.MEM32,
-                "prefetchable": lambda b: b is not None and b.prefetchable,
-                "implemented": lambda b: b is not None}[attr]
-        wanted = f"{'not ' if negated else ''}{attr}"
+    def c_IsAttr(self, node: ast.IsAttr):
+        ref, negated = node.ref, node.negated
+        has = {"memory": lambda b: b is not None and not b.is_io,
+               "io": lambda b: b is not None and b.is_io,
+               "64bit": lambda b: b is not None and b.is_64bit,
+               "32bit": lambda b: b is not None and b.kind is BarKind.MEM32,
+               "prefetchable": lambda b: b is not None and b.prefetchable,
+               "implemented": lambda b: b is not None}[node.attr]
+        wanted = f"{'not ' if negated else ''}{node.attr}"
 
-        def is_attr(c: Candidate) -> Evidence:
-            layout = self.layout(ref, c)
-            index = self.ref_index(ref, layout)
-            bar = layout.bar(index) if index is not None else None
-            ok = test(bar) != negated
+        def test(c: Candidate) -> bool:
+            return has(self.bar(ref, c)[1]) != negated
+
+        def explain(c: Candidate) -> str:
+            index, bar = self.bar(ref, c)
             where = "natively " if ref.native else ""
-            return ok, f"{self.ref_name(ref)}: {where}{describe_bar(bar, index)} (needs {wanted})"
-        return is_attr
+            return f"{self.name(ref)}: {where}{describe_bar(bar, index)} (needs {wanted})"
+        return test, explain
 
-    def _size_pred(self, ref: ast.Ref, ok: Callable[[int], bool], wanted: str) -> Predicate:
-        def size(c: Candidate) -> Evidence:
-            layout = self.layout(ref, c)
-            index = self.ref_index(ref, layout)
-            bar = layout.bar(index) if index is not None else None
+    def _size(self, ref: ast.Ref, ok: Callable[[int], bool], wanted: str):
+        def test(c: Candidate) -> bool:
+            bar = self.bar(ref, c)[1]
+            return bar is not None and ok(bar.size)
+
+        def explain(c: Candidate) -> str:
+            index, bar = self.bar(ref, c)
             if bar is None:
-                return False, f"{self.ref_name(ref)}: {describe_bar(bar, index)} (needs size {wanted})"
-            return ok(bar.size), f"{self.ref_name(ref)}: BAR{bar.index} size {format_size(bar.size)}" \
-                                 f" (needs {wanted})"
-        return size
+                return f"{self.name(ref)}: {describe_bar(bar, index)} (needs size {wanted})"
+            return f"{self.name(ref)}: BAR{bar.index} size {format_size(bar.size)} (needs {wanted})"
+        return test, explain
 
-    def c_SizeCmp(self, node: ast.SizeCmp) -> Predicate:
-        op = _OPS[node.op]
-        return self._size_pred(node.ref, lambda s: op(s, node.size), f"{node.op} {format_size(node.size)}")
+    def c_SizeCmp(self, node: ast.SizeCmp):
+        op, size = _OPS[node.op], node.size
+        return self._size(node.ref, lambda s: op(s, size), f"{node.op} {format_size(size)}")
 
-    def c_SizeIn(self, node: ast.SizeIn) -> Predicate:
-        allowed = set(node.sizes)
-        text = "one of " + ", ".join(format_size(s) for s in node.sizes)
-        return self._size_pred(node.ref, lambda s: s in allowed, text)
+    def c_SizeIn(self, node: ast.SizeIn):
+        allowed = frozenset(node.sizes)
+        return self._size(node.ref, allowed.__contains__,
+                          "one of " + ", ".join(format_size(s) for s in node.sizes))
 
-    def _compare(self, ref: ast.Ref, same: Callable[[Bar, Bar], bool], what: str,
-                 moved: str = "") -> Predicate:
-        name = self.ref_name(ref)
+    def _compare(self, ref: ast.Ref, same: Callable[[Bar, Bar], bool], what: str, moved: str = ""):
+        name = self.name(ref)
 
-        def compare(c: Candidate) -> Evidence:
-            before_i, after_i = self.ref_index(ref, c.native), self.ref_index(ref, c.relocated)
-            if before_i != after_i or (after_i is not None and after_i in c.added):
-                return False, f"{name} was {_bar_name(before_i)}, becomes {_bar_name(after_i)}"
-            before = c.native.bar(before_i) if before_i is not None else None
-            after = c.relocated.bar(after_i) if after_i is not None else None
+        def pair(c: Candidate):
+            before_i, after_i = self.index(ref, c, True), self.index(ref, c, False)
+            before = c.nat.get(before_i) if before_i is not None else None
+            after = c.rel.get(after_i) if after_i is not None else None
+            return before_i, after_i, before, after
+
+        def test(c: Candidate) -> bool:
+            before_i, after_i, before, after = pair(c)
+            if before_i != after_i or after_i in c.added:
+                return False
+            if before is None or after is None:
+                return before is None and after is None
+            return same(before, after)
+
+        def explain(c: Candidate) -> str:
+            before_i, after_i, before, after = pair(c)
+            if before_i != after_i or after_i in c.added:
+                return f"{name} was {_bar_name(before_i)}, becomes {_bar_name(after_i)}"
             if before is None or after is None:
                 ok = before is None and after is None
-                return ok, f"{name}: {describe_bar(before, before_i)} natively," \
-                           f" {'still' if ok else 'now'} {describe_bar(after, after_i)}"
+                return (f"{name}: {describe_bar(before, before_i)} natively,"
+                        f" {'still' if ok else 'now'} {describe_bar(after, after_i)}")
             if same(before, after):
-                return True, f"{name}: {what} unchanged ({describe_bar(after)})"
+                return f"{name}: {what} unchanged ({describe_bar(after)})"
             detail = moved.format(old=before.size, new=after.size) if moved else ""
-            return False, f"{name}: was {describe_bar(before)[len(f'BAR{before.index} is '):]}," \
-                          f" becomes {describe_bar(after)[len(f'BAR{after.index} is '):]}{detail}"
-        return compare
+            return (f"{name}: was {_attrs(before)}, becomes {_attrs(after)}{detail}")
+        return test, explain
 
-    def c_Unchanged(self, node: ast.Unchanged) -> Predicate:
+    def c_Unchanged(self, node: ast.Unchanged):
         return self._compare(node.ref, lambda a, b: a == b, "BAR")
 
-    def c_SizeUnchanged(self, node: ast.SizeUnchanged) -> Predicate:
+    def c_SizeUnchanged(self, node: ast.SizeUnchanged):
         return self._compare(node.ref, lambda a, b: a.size == b.size, "size")
 
-    def c_EndUnchanged(self, node: ast.EndUnchanged) -> Predicate:
+    def c_EndUnchanged(self, node: ast.EndUnchanged):
         return self._compare(node.ref, lambda a, b: a.size == b.size, "end",
                              moved="; registers addressed from its end move from {old:#x} to {new:#x},"
                                    " into the half QEMU fills with MSI-X")
 
-    def c_NoBarAdded(self, node: ast.NoBarAdded) -> Predicate:
+    def c_NoBarAdded(self, node: ast.NoBarAdded):
         below = node.below
 
-        def no_bar_added(c: Candidate) -> Evidence:
-            added = sorted(c.added)
-            if below is not None:
-                limit = self.ref_index(below, self.layout(below, c))
-                if limit is None:
-                    return True, f"{self.ref_name(below)} resolves to no BAR"
-                added = [i for i in added if i < limit]
-                scope = f" below {self.ref_name(below)} (BAR{limit})"
-            else:
-                scope = ""
-            if added:
-                return False, f"relocation adds BAR{added[0]}{scope}"
-            return True, f"no BAR added{scope}"
-        return no_bar_added
+        def offending(c: Candidate) -> tuple[list[int], int | None]:
+            if below is None:
+                return sorted(c.added), None
+            limit = self.index(below, c)
+            return ([] if limit is None else sorted(i for i in c.added if i < limit)), limit
 
-    def c_NoBarExtended(self, node: ast.NoBarExtended) -> Predicate:
-        def no_bar_extended(c: Candidate) -> Evidence:
-            before = {b.index: b for b in c.native.bars}
-            grown = [(i, before[i].size, c.relocated.bar(i).size) for i in c.extended]
-            if grown:
-                i, old, new = grown[0]
-                return False, f"relocation extends BAR{i} from {format_size(old)} to {format_size(new)}"
-            return True, "no BAR extended"
-        return no_bar_extended
+        def explain(c: Candidate) -> str:
+            added, limit = offending(c)
+            scope = "" if below is None else f" below {self.name(below)} ({_bar_name(limit)})"
+            return f"relocation adds BAR{added[0]}{scope}" if added else f"no BAR added{scope}"
+        if below is None:
+            return (lambda c: not c.added), explain
+        return (lambda c: not offending(c)[0]), explain
 
-    def c_CountUnchanged(self, node: ast.CountUnchanged) -> Predicate:
-        def count_unchanged(c: Candidate) -> Evidence:
-            before, after = len(c.native.bars), len(c.relocated.bars)
-            return before == after, f"{before} BARs natively, {after} after relocation"
-        return count_unchanged
+    def c_NoBarExtended(self, node: ast.NoBarExtended):
+        def explain(c: Candidate) -> str:
+            if not c.extended:
+                return "no BAR extended"
+            i = c.extended[0]
+            return (f"relocation extends BAR{i} from {format_size(c.nat[i].size)}"
+                    f" to {format_size(c.rel[i].size)}")
+        return (lambda c: not c.extended), explain
+
+    def c_CountUnchanged(self, node: ast.CountUnchanged):
+        def explain(c: Candidate) -> str:
+            return f"{len(c.nat)} BARs natively, {len(c.rel)} after relocation"
+        return (lambda c: len(c.nat) == len(c.rel)), explain
+
+
+def _attrs(bar: Bar) -> str:
+    return describe_bar(bar)[len(f"BAR{bar.index} is "):]
 
 
 def compile_file(rule_file: ast.RuleFile) -> CompiledFile:
     """Assumes check() passed: every role a rule names exists."""
     roles = {r.name: r.selector for r in rule_file.roles}
-    compiler = _Compiler(roles)
+    compiler = _Compiler(roles, f"{rule_file.path}/")
     rules = tuple(CompiledRule(r.name, r.severity, r.message.value,
                                compiler.cond(r.guard) if r.guard is not None else None,
-                               compiler.cond(r.cond), r)
+                               compiler.cond(r.cond), r, f"{r.span.path}:{r.span.line}")
                   for r in rule_file.rules)
     return CompiledFile(rule_file.name or "?", rule_file.path, roles, rules)
 
