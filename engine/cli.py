@@ -221,7 +221,42 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def msix_devices(devices: list[Device]) -> list[Device]:
+    found = [d for d in devices if d.msix is not None]
+    if not found:
+        unknown = [d for d in devices if d.msix_unknown]
+        if unknown:
+            raise UsageError(f"{unknown[0].slot or 'device'}: {unknown[0].notes[-1]}")
+        raise UsageError("no device with an MSI-X capability in the input: nothing to relocate")
+    return found
+
+
+def cmd_which(args: argparse.Namespace) -> int:
+    from .rules import library
+    from .score import answer
+    devices = msix_devices(select(read_input(args), args.slot))
+    platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+    lib = library.load(rule_paths(args.rules))
+    answers = [answer(d, platform, lib) for d in devices]
+    if args.json:
+        print(json.dumps([jsonout.answer(a) for a in answers], indent=2))
+    else:
+        print("\n\n".join(text.which(a) for a in answers))
+    return EXIT_OK if all(a.recommendation is not None for a in answers) else EXIT_NO
+
+
 def add_rule_commands(sub, add_input) -> None:
+    which = sub.add_parser("which", help="the safe x-msix-relocation target for each MSI-X device")
+    add_input(which)
+    which.add_argument("--page-size", type=page_size_arg, metavar="SIZE",
+                       help="host page size: 4K, 16K or 64K (default: this host's)")
+    which.add_argument("--no-io-space", action="store_true",
+                       help="the host has no I/O port space (arm64, ppc64): I/O BARs vanish")
+    which.add_argument("--rules", action="append", metavar="DIR",
+                       help="rule files or directories (default: the shipped rules/); repeatable")
+    which.add_argument("--json", action="store_true", help="JSON output")
+    which.set_defaults(func=cmd_which)
+
     check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")
     check.add_argument("paths", nargs="*", metavar="PATH")
     check.set_defaults(func=cmd_check)

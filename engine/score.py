@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import strategies
 from .model import Device, Platform
-from .relocate import Layout, Outcome, visible_bars
+from .relocate import Layout, Outcome, PageAnalysis, analyse_pages, visible_bars
 from .rules.compile import Candidate, Violation
 from .rules.library import Ruleset
 
@@ -47,3 +47,100 @@ def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Rule
     for rs in rulesets:
         violations.extend(rs.evaluate(candidate, trace))
     return Judgement(outcome, tuple(violations))
+
+
+# --- which: every candidate for one device, and the one to recommend ------------------------
+
+QEMU_CANDIDATES = ("off", *strategies.TARGETS)
+_RANK = {"safe": 0, "warn": 1, "forbid": 2, "refused": 3}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One row of `barsafe which`: a candidate, its verdict, reasons and MMIO cost."""
+
+    strategy: str
+    judgement: Judgement
+    mmio_cost: int | None  # extra guest MMIO bytes; None when QEMU refuses
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict
+
+    @property
+    def target(self) -> int | None:
+        return self.judgement.outcome.target
+
+    @property
+    def option(self) -> str | None:
+        return self.judgement.outcome.option
+
+    def order_key(self) -> tuple:
+        """Safe before warn before forbid; then fewer broken rules; then least added MMIO;
+        then the highest BAR slot: a BAR placed after all others leaves every existing BAR's
+        index and its rank among memory BARs as they were (the seed thread's reverse-search
+        argument), and extending a BAR keeps the BAR count."""
+        return (_RANK[self.verdict], len(self.judgement.violations), self.mmio_cost or 0,
+                -(self.target if self.target is not None else -1))
+
+
+@dataclass(frozen=True)
+class Answer:
+    device: Device
+    platform: Platform
+    rulesets: tuple[str, ...]  # names; ("generic",) when no driver rules matched
+    match_reasons: tuple[str, ...]
+    pages: PageAnalysis | None
+    needs_relocation: bool
+    candidates: tuple[Scored, ...]
+    recommendation: Scored | None
+    why: str
+
+
+def mmio_cost(device: Device, platform: Platform, outcome: Outcome) -> int | None:
+    if outcome.layout is None:
+        return None
+    before = sum(b.size for b in visible_bars(device, platform) if not b.is_io)
+    return sum(b.size for b in outcome.layout.bars if not b.is_io) - before
+
+
+def score(device: Device, platform: Platform, name: str, rulesets: list[Ruleset]) -> Scored:
+    j = judge(device, platform, name, rulesets)
+    return Scored(name, j, mmio_cost(device, platform, j.outcome))
+
+
+def choose_rules(device: Device, library) -> tuple[list[Ruleset], tuple[str, ...], tuple[str, ...]]:
+    """(rule sets, their names, why they apply): driver rules by match, else the generic set."""
+    found = library.matching(device)
+    if found:
+        return ([rs for rs, _ in found], tuple(rs.name for rs, _ in found),
+                tuple(f"{rs.name}: matches {why}" for rs, why in found))
+    generic = library.rulesets.get("generic")
+    reason = ("no rule file matches this device (by ID, class, driver or module):"
+              " the generic set applies")
+    return ([generic] if generic else [], ("generic",), (reason,))
+
+
+def answer(device: Device, platform: Platform, library) -> Answer:
+    """Every candidate for one MSI-X device, and the one to recommend (README "Choosing")."""
+    assert device.msix is not None
+    rulesets, names, reasons = choose_rules(device, library)
+    pages = analyse_pages(visible_bars(device, platform), device.msix, platform)
+    rows = [score(device, platform, name, rulesets) for name in QEMU_CANDIDATES]
+    rows += [score(device, platform, name, rulesets) for name in strategies.HEURISTICS if name != "off"]
+    off = rows[0]
+    needs = pages.needs_relocation or not off.judgement.outcome.ok
+    if not needs and off.verdict in ("safe", "warn"):
+        return Answer(device, platform, names, reasons, pages, False, tuple(rows), off,
+                      f"no relocation needed: {pages.reason}")
+    targets = [r for r in rows[1:len(QEMU_CANDIDATES)] if r.verdict in ("safe", "warn")]
+    if not targets:
+        broken = "; ".join(f"{r.strategy}: {r.verdict}" for r in rows[1:len(QEMU_CANDIDATES)])
+        why = ("no target is safe for this driver (" + broken + ")"
+               + ("; relocation off keeps the slow trapped page" if off.judgement.outcome.ok
+                  else f"; and with relocation off QEMU refuses: {off.judgement.outcome.refused}"))
+        return Answer(device, platform, names, reasons, pages, True, tuple(rows), None, why)
+    best = min(targets, key=Scored.order_key)
+    why = (pages.reason if pages.needs_relocation else
+           f"with relocation off QEMU refuses: {off.judgement.outcome.refused}")
+    return Answer(device, platform, names, reasons, pages, True, tuple(rows), best, why)

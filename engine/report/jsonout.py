@@ -40,3 +40,24 @@ def outcome(o: Outcome) -> dict[str, Any]:
     return {"strategy": o.strategy, "target": o.target, "option": o.option, "vmm": o.vmm,
             "bars": [bar(b) for b in o.layout.bars], "msix": msix(o.layout.msix),
             "notes": list(o.notes), "findings": list(o.findings)}
+
+
+def answer(a) -> dict[str, Any]:
+    """`which --json`: one object per MSI-X device (README "JSON output")."""
+    d = a.device
+    rec = a.recommendation
+    return {
+        "slot": d.slot, "vendor": d.vendor, "device": d.device, "driver": d.driver,
+        "modules": list(d.modules), "rules": list(a.rulesets),
+        "needs_relocation": a.needs_relocation, "why": a.why,
+        "candidates": [{
+            "strategy": r.strategy, "target": r.target, "verdict": r.verdict,
+            "mmio_cost": r.mmio_cost,
+            "refused": r.judgement.outcome.refused,
+            "reasons": [{"rule": v.rule_id, "severity": v.severity, "message": v.message,
+                         "evidence": v.evidence} for v in r.judgement.violations],
+        } for r in a.candidates],
+        "recommendation": None if rec is None else {
+            "strategy": rec.strategy, "target": rec.target, "option": rec.option,
+            "verdict": rec.verdict, "mmio_cost": rec.mmio_cost},
+    }

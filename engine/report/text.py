@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, PAGE_SIZES
+from . import config
 from ..relocate import Outcome, analyse_pages
 from ..units import format_size
 
@@ -96,4 +97,52 @@ def outcome(d: Device, o: Outcome, platform: Platform) -> str:
         lines.append(f"\tQEMU: {qemu_option(d, o)}")
     lines.extend(f"\tnote: {n}" for n in o.notes)
     lines.extend(f"\tFINDING: {f}" for f in o.findings)
+    return "\n".join(lines)
+
+
+def cost_text(cost: int | None) -> str:
+    if cost is None:
+        return "-"
+    return "+0" if cost == 0 else f"+{format_size(cost)}"
+
+
+def which(a) -> str:
+    """One device's answer: candidates table, recommendation, configuration to paste."""
+    d = a.device
+    driver = ", ".join(x for x in (f"driver {d.driver}" if d.driver else "",
+                                   f"modules {', '.join(d.modules)}" if d.modules else "") if x)
+    lines = [header(d) + (f" ({driver})" if driver else ""),
+             f"  {platform_text(a.platform)}"]
+    lines += [f"  rules: {r}" for r in a.match_reasons]
+    lines.append(f"  {'relocation needed' if a.needs_relocation else 'no relocation needed'}:"
+                 f" {a.pages.reason if a.pages else a.why}")
+    rows = [("candidate", "target", "verdict", "cost", "reasons")]
+    for r in a.candidates:
+        reasons = "; ".join(f"{v.rule_id}: {v.evidence}" for v in r.judgement.violations)
+        if r.judgement.outcome.refused:
+            reasons = f"QEMU: {r.judgement.outcome.refused}"
+        elif r.strategy == "off" and a.needs_relocation:
+            reasons = "MSI-X stays in a page shared with device registers: those accesses trap"
+        elif r.option is None and r.judgement.outcome.vmm != "qemu":
+            reasons = (reasons + "; " if reasons else "") + f"{r.judgement.outcome.vmm}'s own layout"
+        target = "-" if r.target is None else f"BAR{r.target}"
+        rows.append((r.strategy, target, r.verdict, cost_text(r.mmio_cost), reasons))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    rec = a.recommendation
+    if rec is None:
+        lines.append(f"  recommendation: none: {a.why}")
+    elif rec.strategy == "off":
+        lines.append(f"  recommendation: off ({a.why})")
+    else:
+        lines.append(f"  recommendation: {rec.option} ({rec.verdict}, {cost_text(rec.mmio_cost)} MMIO)")
+        if rec.verdict == "warn":
+            lines += [f"    warning: {v.rule_id}: {v.message}" for v in rec.judgement.violations]
+        if d.slot:
+            lines.append(f"  QEMU:    {config.qemu_device(d.slot, rec.option)}")
+            lines.append("  libvirt: in <devices>, and <qemu:override> at the end of <domain>"
+                         f" (xmlns:qemu='{config.QEMU_NS}'):")
+            lines += ["    " + l for l in config.libvirt_hostdev(d.slot).splitlines()]
+            lines += ["    " + l for l in config.libvirt_override([(d.slot, rec.option)]).splitlines()]
     return "\n".join(lines)
