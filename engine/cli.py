@@ -245,7 +245,72 @@ def cmd_which(args: argparse.Namespace) -> int:
     return EXIT_OK if all(a.recommendation is not None for a in answers) else EXIT_NO
 
 
+def _audit_inputs(specs: list[str]):
+    """(name, devices) per input file, one at a time; directories are walked."""
+    from .sources import sysfs
+    for spec in specs:
+        path = Path(spec)
+        if spec != "-" and path.is_dir() and not sysfs.is_device_dir(path) and not any(
+                sysfs.is_device_dir(p) for p in path.iterdir()):
+            for f in sorted(p for p in path.rglob("*") if p.is_file()
+                            and p.suffix in (".txt", ".yaml", ".yml", ".lspci")):
+                yield str(f), lambda f=f: load(str(f))
+        else:
+            yield spec, lambda spec=spec: load(spec)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import DEFAULT_STRATEGIES, Audit
+    from .report import audit as audit_report
+    from .rules import library
+    try:
+        pages = [page_size_arg(p) for p in args.page_size.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--page-size: {exc}") from None
+    names = args.strategies.split(",") if args.strategies else list(DEFAULT_STRATEGIES)
+    for name in names:
+        if name not in strategies.all_names():
+            raise UsageError(f"unknown strategy {name!r}; known: {', '.join(strategies.all_names())}")
+    audit = Audit(library.load(rule_paths(args.rules)), pages, names, io_space=not args.no_io_space)
+    inputs = list(_audit_inputs(args.inputs))
+    progress = sys.stderr.isatty()
+    for n, (name, read) in enumerate(inputs, start=1):
+        if progress:
+            print(f"\r[{n}/{len(inputs)}] {name[-60:]:60}", end="", file=sys.stderr, flush=True)
+        audit.inputs += 1
+        try:
+            devices = read()
+        except BarsafeError as exc:
+            audit.failed_inputs.append(name)
+            print(f"{'' if not progress else chr(10)}barsafe: error: {exc}", file=sys.stderr)
+            continue
+        for device in devices:
+            audit.add(device)
+    if progress:
+        print(file=sys.stderr)
+    rendered = audit_report.FORMATS[args.format](audit.result())
+    if args.output:
+        Path(args.output).write_text(rendered)
+    else:
+        sys.stdout.write(rendered)
+    return EXIT_INPUT if audit.failed_inputs else EXIT_OK
+
+
 def add_rule_commands(sub, add_input) -> None:
+    aud = sub.add_parser("audit", help="what each auto-mode heuristic picks and breaks, over many devices")
+    aud.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="lspci dumps, YAML records, sysfs trees, or directories of them; '-' for stdin")
+    aud.add_argument("--page-size", default="4K,16K,64K", metavar="SIZES",
+                     help="comma-separated host page sizes (default 4K,16K,64K)")
+    aud.add_argument("--no-io-space", action="store_true", help="hosts without I/O port space")
+    aud.add_argument("--strategies", metavar="NAMES",
+                     help="comma-separated (default: qemu-rfc,reverse,extend-only,cloud-hypervisor,qemu,off);"
+                          " barsafe's own pick is always a column")
+    aud.add_argument("--rules", action="append", metavar="DIR")
+    aud.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table")
+    aud.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    aud.set_defaults(func=cmd_audit)
+
     which = sub.add_parser("which", help="the safe x-msix-relocation target for each MSI-X device")
     add_input(which)
     which.add_argument("--page-size", type=page_size_arg, metavar="SIZE",

@@ -7,12 +7,13 @@ with ==.  Node names follow the grammar (grammar/barsafe.lark).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Union
 
 from ..errors import Location
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Span:
     path: str
     line: int
@@ -34,7 +35,7 @@ def _span() -> Span:
 
 # --- references and selectors -------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Ref:
     """A BAR slot (bar0..bar5) or a role, in the relocated layout or, with `native`, the original."""
 
@@ -49,23 +50,23 @@ class Ref:
         return f"native {name}" if self.native else name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Fixed:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Ordinal:
     order: str  # first | last
     kind: str  # memory | io | 64bit | prefetchable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Largest:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MsixBar:
     pass
 
@@ -75,31 +76,31 @@ Selector = Union[Fixed, Ordinal, Largest, MsixBar]
 
 # --- conditions ---------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AnyOf:
     items: tuple["Cond", ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AllOf:
     items: tuple["Cond", ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Not:
     item: "Cond"
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Stays:
     ref: Ref
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IsAttr:
     ref: Ref
     attr: str  # memory | io | 64bit | 32bit | prefetchable | implemented
@@ -107,7 +108,7 @@ class IsAttr:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SizeCmp:
     ref: Ref
     op: str
@@ -115,43 +116,43 @@ class SizeCmp:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SizeIn:
     ref: Ref
     sizes: tuple[int, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Unchanged:
     ref: Ref
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SizeUnchanged:
     ref: Ref
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EndUnchanged:
     ref: Ref
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class NoBarAdded:
     below: Ref | None = None
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class NoBarExtended:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CountUnchanged:
     span: Span = _span()
 
@@ -162,7 +163,7 @@ Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeU
 
 # --- statements ---------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Text:
     """A string; `pieces` keeps how the author split it over lines (for fmt)."""
 
@@ -170,19 +171,19 @@ class Text:
     pieces: tuple[str, ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Ruleset:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Describe:
     text: Text
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Source:
     where: Text  # "path/to/file.c:123"
     function: str | None = None
@@ -190,25 +191,25 @@ class Source:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Include:
     path: Text
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MatchDriver:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MatchModule:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MatchId:
     vendor: int | None
     device: int | None
@@ -218,7 +219,7 @@ class MatchId:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MatchClass:
     value: int
     mask: int | None = None
@@ -228,14 +229,14 @@ class MatchClass:
 Match = Union[MatchDriver, MatchModule, MatchId, MatchClass]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Role:
     name: str
     selector: Selector
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Rule:
     name: str
     guard: Cond | None
@@ -245,13 +246,13 @@ class Rule:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ExampleDevice:
     path: Text
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ExampleBar:
     index: int
     kind: str  # io | mem32 | mem64
@@ -260,7 +261,7 @@ class ExampleBar:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ExampleMsix:
     entries: int
     table_bar: int
@@ -270,14 +271,14 @@ class ExampleMsix:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ExamplePlatform:
     page_size: int
     io_space: bool = True
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Expect:
     strategy: str
     verdict: str  # safe | warn | forbid | refused
@@ -287,7 +288,7 @@ class Expect:
 ExampleItem = Union[ExampleDevice, ExampleBar, ExampleMsix, ExamplePlatform, Expect]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Example:
     title: Text
     items: tuple[ExampleItem, ...]
@@ -298,7 +299,7 @@ Statement = Union[Ruleset, Describe, Source, Include, MatchDriver, MatchModule, 
                   MatchClass, Role, Rule, Example]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Comment:
     line: int
     column: int
@@ -306,7 +307,7 @@ class Comment:
     own_line: bool = True  # nothing but the comment on its line
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RuleFile:
     path: str = field(compare=False)
     statements: tuple[Statement, ...]
@@ -339,3 +340,8 @@ class RuleFile:
     @property
     def includes(self) -> list[Include]:
         return self.of(Include)
+
+
+def stem_of(path: str) -> str:
+    """The rule set name a file must carry: its name without .rules."""
+    return Path(path).name.removesuffix(".rules")

@@ -8,13 +8,13 @@ all files at once.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Iterator
 
 from ..errors import Location, RuleError
 from ..model import BAR_SLOTS
 from ..strategies import all_names
 from . import ast
+from .ast import stem_of
 
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
@@ -200,6 +200,3 @@ def _check_examples(f: ast.RuleFile, err) -> None:
         if sum(isinstance(i, ast.ExamplePlatform) for i in ex.items) > 1:
             err(ex, "one 'platform' line per example")
 
-
-def stem_of(path: str) -> str:
-    return Path(path).name.removesuffix(".rules")

@@ -15,15 +15,13 @@ import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
-
 from .. import __version__
 from ..errors import Location, RuleError, RuleErrors
 from ..model import Device
 from . import ast
-from .check import check, stem_of
+from .ast import stem_of
 from .compile import Candidate, CompiledFile, Violation, compile_file
-from .parse import GRAMMAR, parse
+from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "rules"
 CACHE_FORMAT = 1
@@ -152,6 +150,8 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
 
 
 def _parse_all(texts: dict[str, bytes]) -> dict[str, ast.RuleFile]:
+    from .check import check
+    from .parse import parse  # lark loads only when the cache misses
     parsed: dict[str, ast.RuleFile] = {}
     errors: list[RuleError] = []
     names: dict[str, str] = {}
@@ -182,6 +182,8 @@ def _resolve_include(owner: str, inc: ast.Include) -> Path:
 
 
 def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path]) -> None:
+    import networkx as nx  # only when the cache misses: it costs a tenth of a second to import
+
     errors: list[RuleError] = []
     graph = nx.DiGraph()
     by_resolved = {str(Path(p).resolve()): p for p in parsed}

@@ -18,7 +18,7 @@ from ..errors import Location, RuleError, RuleErrors
 from ..units import parse_size
 from . import ast
 
-GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "barsafe.lark"
+from .parse_paths import GRAMMAR
 STATEMENT_KEYWORDS = ("ruleset", "describe", "source", "include", "match", "role", "rule", "example")
 _STATEMENT_START = re.compile(r"^\s*(" + "|".join(STATEMENT_KEYWORDS) + r")\b")
 

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from ..errors import InputError, Location
 from ..model import Device
-from . import lspci, record, sysfs
+from . import lspci, record
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
 
@@ -35,6 +35,7 @@ def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
         return parse_text((stdin or sys.stdin).read(), "<stdin>")
     path = Path(spec)
     if path.is_dir():
+        from . import sysfs
         if sysfs.is_device_dir(path):
             return [sysfs.read_device(path)]
         return sysfs.read_tree(path)
@@ -53,4 +54,5 @@ def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
 
 
 def load_sysfs() -> list[Device]:
+    from . import sysfs
     return sysfs.read_tree(sysfs.SYSFS_DEVICES)

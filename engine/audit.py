@@ -1,0 +1,96 @@
+"""Auditing relocation heuristics over many devices: what each strategy picks, and what it breaks.
+
+The audit takes devices one at a time (callers stream them from thousands of
+dumps) and keeps only counters and the list of broken devices, so memory
+stays bounded.  Verdicts are counted over the devices that need relocation
+at that page size: a heuristic is only ever asked for those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import Device, Platform
+from .score import Answer, Scored, answer
+from .units import format_size
+
+DEFAULT_STRATEGIES = ("qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "qemu", "off")
+BARSAFE = "barsafe"  # barsafe's own recommendation, audited like any strategy
+COUNTS = ("safe", "warn", "forbid", "refused", "no_pick")
+
+
+@dataclass
+class Cell:
+    devices: int = 0
+    needs_relocation: int = 0
+    safe: int = 0
+    warn: int = 0
+    forbid: int = 0
+    refused: int = 0
+    no_pick: int = 0
+    broken: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"devices": self.devices, "needs_relocation": self.needs_relocation,
+                **{k: getattr(self, k) for k in COUNTS},
+                "broken": sorted(self.broken, key=lambda b: (b["vendor"] or 0, b["device"] or 0,
+                                                             b["slot"] or "", b["target"] or 0))}
+
+
+def _bucket(row: Scored | None) -> str:
+    """safe/warn/forbid/refused, or no_pick when the strategy leaves MSI-X where it is."""
+    if row is None:
+        return "no_pick"
+    if row.judgement.outcome.refused:
+        return "refused"
+    if row.target is None:
+        return "no_pick"
+    return row.verdict
+
+
+class Audit:
+    def __init__(self, library, page_sizes: list[int], strategies: list[str], io_space: bool = True):
+        self.library = library
+        self.page_sizes = sorted(page_sizes)
+        self.strategies = list(strategies) + [BARSAFE]
+        self.io_space = io_space
+        self.cells = {(s, p): Cell() for s in self.strategies for p in self.page_sizes}
+        self.inputs = 0
+        self.failed_inputs: list[str] = []
+
+    def add(self, device: Device) -> None:
+        if device.msix is None:
+            return
+        for page in self.page_sizes:
+            a = answer(device, Platform(page, self.io_space), self.library)
+            rows = {r.strategy: r for r in a.candidates}
+            for name in self.strategies:
+                cell = self.cells[(name, page)]
+                cell.devices += 1
+                if not a.needs_relocation:
+                    continue
+                cell.needs_relocation += 1
+                row = a.recommendation if name == BARSAFE else rows.get(name)
+                bucket = _bucket(row)
+                setattr(cell, bucket, getattr(cell, bucket) + 1)
+                if bucket == "forbid":
+                    cell.broken.append(_broken(a, row))
+
+    def result(self) -> dict:
+        return {
+            "page_sizes": [format_size(p) for p in self.page_sizes],
+            "io_space": self.io_space,
+            "inputs": self.inputs,
+            "inputs_failed": sorted(self.failed_inputs),
+            "strategies": {s: {format_size(p): self.cells[(s, p)].as_dict() for p in self.page_sizes}
+                           for s in self.strategies},
+        }
+
+
+def _broken(a: Answer, row: Scored) -> dict:
+    d = a.device
+    rule = next(v for v in row.judgement.violations if v.severity == "forbid")
+    driver = d.driver if d.driver not in (None, "vfio-pci", "pci-stub") else (
+        d.modules[0] if d.modules else d.driver)
+    return {"slot": d.slot, "vendor": d.vendor, "device": d.device, "driver": driver,
+            "target": row.target, "rule": rule.rule_id}

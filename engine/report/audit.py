@@ -1,0 +1,116 @@
+"""Audit reports: plain table, Markdown, JSON and a self-contained HTML page with a chart."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from ..audit import COUNTS
+
+_COLOURS = {"safe": "#2e7d32", "warn": "#f9a825", "forbid": "#c62828", "refused": "#6a1b9a",
+            "no_pick": "#9e9e9e"}
+_HEAD = ("strategy", "page", "devices", "need", *COUNTS)
+
+
+def _rows(result: dict) -> list[tuple[str, ...]]:
+    rows = []
+    for name, by_page in result["strategies"].items():
+        for page, cell in by_page.items():
+            rows.append((name, page, str(cell["devices"]), str(cell["needs_relocation"]),
+                         *(str(cell[k]) for k in COUNTS)))
+    return rows
+
+
+def _broken_lines(result: dict) -> list[str]:
+    out = []
+    for name, by_page in result["strategies"].items():
+        for page, cell in by_page.items():
+            for b in cell["broken"]:
+                ident = f"{b['vendor']:04x}:{b['device']:04x}" if b["vendor"] is not None else "????:????"
+                out.append(f"{name} {page}: {b['slot'] or '-'} [{ident}] {b['driver'] or '?'}"
+                           f" -> BAR{b['target']} breaks {b['rule']}")
+    return out
+
+
+def _footer(result: dict) -> list[str]:
+    io = "with" if result["io_space"] else "without"
+    lines = [f"{result['inputs']} inputs read, hosts {io} I/O port space;"
+             f" verdicts count the devices that need relocation at that page size"]
+    if result["inputs_failed"]:
+        lines.append(f"{len(result['inputs_failed'])} inputs could not be read: "
+                     + ", ".join(result["inputs_failed"][:10]))
+    return lines
+
+
+def table(result: dict) -> str:
+    rows = [_HEAD, *_rows(result)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD))]
+    lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    broken = _broken_lines(result)
+    if broken:
+        lines += ["", "broken (forbid):", *("  " + b for b in broken)]
+    return "\n".join(lines + [""] + _footer(result)) + "\n"
+
+
+def markdown(result: dict) -> str:
+    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
+    lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
+    broken = _broken_lines(result)
+    if broken:
+        lines += ["", "Broken (forbid):", "", *(f"- {b}" for b in broken)]
+    return "\n".join(lines + [""] + _footer(result)) + "\n"
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2, sort_keys=False) + "\n"
+
+
+def _chart(result: dict) -> str:
+    """Stacked horizontal bars, one per strategy and page size, as inline SVG."""
+    rows = [(name, page, cell) for name, by_page in result["strategies"].items()
+            for page, cell in by_page.items()]
+    bar_w, row_h, left = 520, 22, 190
+    height = row_h * len(rows) + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + bar_w + 20}" height="{height}"'
+             f' role="img" aria-label="verdicts per strategy and page size">']
+    for i, (name, page, cell) in enumerate(rows):
+        y = 10 + i * row_h
+        total = cell["needs_relocation"] or 1
+        parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="12">'
+                     f'{html.escape(name)} {page}</text>')
+        x = left
+        for k in COUNTS:
+            w = bar_w * cell[k] / total
+            if w:
+                parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 6}"'
+                             f' fill="{_COLOURS[k]}"><title>{k}: {cell[k]}</title></rect>')
+            x += w
+    y = height - 14
+    for j, k in enumerate(COUNTS):
+        parts.append(f'<rect x="{left + j * 100}" y="{y - 10}" width="12" height="12" fill="{_COLOURS[k]}"/>'
+                     f'<text x="{left + j * 100 + 16}" y="{y}" font-size="12">{k}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def to_html(result: dict) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEAD)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in _rows(result))
+    broken = "".join(f"<li>{html.escape(b)}</li>" for b in _broken_lines(result))
+    footer = "".join(f"<p>{html.escape(f)}</p>" for f in _footer(result))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>barsafe audit</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style>
+</head><body>
+<h1>barsafe audit: MSI-X relocation strategies</h1>
+{_chart(result)}
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>Broken devices (forbid)</h2><ul>{broken or "<li>none</li>"}</ul>
+{footer}
+</body></html>
+"""
+
+
+FORMATS = {"table": table, "markdown": markdown, "json": to_json, "html": to_html}
