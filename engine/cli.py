@@ -296,7 +296,32 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_INPUT if audit.failed_inputs else EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import export
+    from .report import qemu_table
+    from .rules import library
+    specs = args.inputs or [str(Path(__file__).resolve().parents[1] / "corpus" / "devices")]
+    devices = [d for _, read in _audit_inputs(specs) for d in read()]
+    platform = Platform(args.page_size, io_space=not args.no_io_space)
+    entries, conflicts, _ = export.build(devices, platform, library.load(rule_paths(args.rules)))
+    render = qemu_table.to_c if args.format == "c" else qemu_table.to_json
+    sys.stdout.write(render(entries, conflicts, platform))
+    return EXIT_OK
+
+
 def add_rule_commands(sub, add_input) -> None:
+    exp = sub.add_parser("export", help="export data for other programs")
+    exp_sub = exp.add_subparsers(dest="what", required=True, metavar="WHAT")
+    table = exp_sub.add_parser("qemu-table", help="vendor:device -> safe target, for QEMU's 'auto' lookup")
+    table.add_argument("inputs", nargs="*", metavar="INPUT",
+                       help="device records or dumps (default: the shipped corpus/devices)")
+    table.add_argument("--page-size", type=page_size_arg, default=64 * 1024, metavar="SIZE",
+                       help="host page size the table is for (default 64K)")
+    table.add_argument("--no-io-space", action="store_true", help="hosts without I/O port space")
+    table.add_argument("--rules", action="append", metavar="DIR")
+    table.add_argument("--format", choices=("c", "json"), default="c")
+    table.set_defaults(func=cmd_export)
+
     aud = sub.add_parser("audit", help="what each auto-mode heuristic picks and breaks, over many devices")
     aud.add_argument("inputs", nargs="+", metavar="INPUT",
                      help="lspci dumps, YAML records, sysfs trees, or directories of them; '-' for stdin")

@@ -39,6 +39,10 @@ class Ruleset:
     def path(self) -> str:
         return self.file.path
 
+    @property
+    def rules(self) -> list:
+        return [rule for part in self.parts for rule in part.rules]
+
     def evaluate(self, candidate: Candidate, trace: list[str] | None = None) -> list[Violation]:
         out: list[Violation] = []
         for part in self.parts:
