@@ -21,7 +21,7 @@ from .errors import BarsafeError, RuleErrors, UsageError
 from .model import Device, Platform
 from .relocate import analyse_pages
 from .report import diagnostics, jsonout, text
-from .sources import load, load_sysfs, record
+from .sources import load, load_sysfs
 from .units import parse_size
 
 EXIT_OK, EXIT_NO, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -86,6 +86,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if fmt == "json":
         print(json.dumps([jsonout.device(d) for d in devices], indent=2))
     elif fmt == "yaml":
+        from .sources import record
         sys.stdout.write(record.dump_all(devices))
     else:
         print("\n\n".join(text.show(d) for d in devices))

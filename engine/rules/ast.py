@@ -2,19 +2,82 @@
 
 Spans are excluded from equality, so `parse -> fmt -> parse` can be checked
 with ==.  Node names follow the grammar (grammar/barsafe.lark).
+
+The nodes are frozen records on a small base class rather than dataclasses:
+`barsafe which` must start within 1.3x of `import lark, yaml`, and creating
+forty dataclasses (each generating its methods with exec) cost a fifth of
+that budget.  The base gives the same contract: keyword or positional
+construction with defaults, immutability, == and hash over the compared
+fields, a readable repr, pickling.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
 from ..errors import Location
 
 
-@dataclass(frozen=True)
-class Span:
+class FrozenInstanceError(AttributeError):
+    pass
+
+
+class Node:
+    """Base of every AST record: fields come from the class annotations, in order."""
+
+    _fields: tuple[str, ...] = ()
+    _defaults: dict = {}
+    _uncompared: frozenset[str] = frozenset({"span"})
+
+    def __init_subclass__(cls, uncompared: tuple[str, ...] = (), **kw):
+        super().__init_subclass__(**kw)
+        names = tuple(cls.__dict__.get("__annotations__", {}))
+        cls._fields = names
+        cls._defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+        for n in cls._defaults:
+            delattr(cls, n)
+        cls._uncompared = frozenset({"span", *uncompared})
+        cls._compared = tuple(n for n in names if n not in cls._uncompared)
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(self._fields):
+            raise TypeError(f"{type(self).__name__} takes {len(self._fields)} fields")
+        values = dict(zip(self._fields, args))
+        for name, value in kwargs.items():
+            if name not in self._fields or name in values:
+                raise TypeError(f"{type(self).__name__}: bad or repeated field {name!r}")
+            values[name] = value
+        for name in self._fields:
+            if name not in values:
+                if name not in self._defaults:
+                    raise TypeError(f"{type(self).__name__} needs {name!r}")
+                values[name] = self._defaults[name]
+        self.__dict__.update(values)
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _key(self) -> tuple:
+        return tuple(self.__dict__[n] for n in self._compared)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash((self.__class__.__name__, self._key()))
+
+    def __repr__(self):
+        shown = ", ".join(f"{n}={self.__dict__[n]!r}" for n in self._fields if n != "span")
+        return f"{type(self).__name__}({shown})"
+
+
+class Span(Node, uncompared=()):
     path: str
     line: int
     column: int
@@ -29,20 +92,15 @@ class Span:
 NO_SPAN = Span("<none>", 0, 0, 0, 0)
 
 
-def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)
-
-
 # --- references and selectors -------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(Node):
     """A BAR slot (bar0..bar5) or a role, in the relocated layout or, with `native`, the original."""
 
     bar: int | None = None
     role: str | None = None
     native: bool = False
-    span: Span = _span()
+    span: Span = NO_SPAN
 
     @property
     def text(self) -> str:
@@ -50,24 +108,20 @@ class Ref:
         return f"native {name}" if self.native else name
 
 
-@dataclass(frozen=True)
-class Fixed:
+class Fixed(Node):
     index: int
 
 
-@dataclass(frozen=True)
-class Ordinal:
+class Ordinal(Node):
     order: str  # first | last
     kind: str  # memory | io | 64bit | prefetchable
 
 
-@dataclass(frozen=True)
-class Largest:
+class Largest(Node):
     pass
 
 
-@dataclass(frozen=True)
-class MsixBar:
+class MsixBar(Node):
     pass
 
 
@@ -76,85 +130,72 @@ Selector = Union[Fixed, Ordinal, Largest, MsixBar]
 
 # --- conditions ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class AnyOf:
+class AnyOf(Node):
     items: tuple["Cond", ...]
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class AllOf:
+class AllOf(Node):
     items: tuple["Cond", ...]
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Not:
+class Not(Node):
     item: "Cond"
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Stays:
+class Stays(Node):
     ref: Ref
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class IsAttr:
+class IsAttr(Node):
     ref: Ref
     attr: str  # memory | io | 64bit | 32bit | prefetchable | implemented
     negated: bool = False
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class SizeCmp:
+class SizeCmp(Node):
     ref: Ref
     op: str
     size: int
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class SizeIn:
+class SizeIn(Node):
     ref: Ref
     sizes: tuple[int, ...]
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Unchanged:
+class Unchanged(Node):
     ref: Ref
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class SizeUnchanged:
+class SizeUnchanged(Node):
     ref: Ref
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class EndUnchanged:
+class EndUnchanged(Node):
     ref: Ref
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class NoBarAdded:
+class NoBarAdded(Node):
     below: Ref | None = None
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class NoBarExtended:
-    span: Span = _span()
+class NoBarExtended(Node):
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class CountUnchanged:
-    span: Span = _span()
+class CountUnchanged(Node):
+    span: Span = NO_SPAN
 
 
 Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeUnchanged,
@@ -163,155 +204,136 @@ Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeU
 
 # --- statements ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Text:
+class Text(Node, uncompared=("pieces",)):
     """A string; `pieces` keeps how the author split it over lines (for fmt)."""
 
     value: str
-    pieces: tuple[str, ...] = field(default=(), compare=False)
+    pieces: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Ruleset:
+class Ruleset(Node):
     name: str
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Describe:
+class Describe(Node):
     text: Text
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(Node):
     where: Text  # "path/to/file.c:123"
     function: str | None = None
     kernel: Text | None = None
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Include:
+class Include(Node):
     path: Text
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class MatchDriver:
+class MatchDriver(Node):
     name: str
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class MatchModule:
+class MatchModule(Node):
     name: str
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class MatchId:
+class MatchId(Node):
     vendor: int | None
     device: int | None
     subsystem_vendor: int | None = None
     subsystem_device: int | None = None
     has_subsystem: bool = False
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class MatchClass:
+class MatchClass(Node):
     value: int
     mask: int | None = None
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
 Match = Union[MatchDriver, MatchModule, MatchId, MatchClass]
 
 
-@dataclass(frozen=True)
-class Role:
+class Role(Node):
     name: str
     selector: Selector
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Node):
     name: str
     guard: Cond | None
     cond: Cond
     severity: str  # forbid | warn
     message: Text
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class ExampleDevice:
+class ExampleDevice(Node):
     path: Text
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class ExampleBar:
+class ExampleBar(Node):
     index: int
     kind: str  # io | mem32 | mem64
     size: int | None = None
     prefetchable: bool = False
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class ExampleMsix:
+class ExampleMsix(Node):
     entries: int
     table_bar: int
     table_offset: int
     pba_bar: int
     pba_offset: int
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class ExamplePlatform:
+class ExamplePlatform(Node):
     page_size: int
     io_space: bool = True
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
-@dataclass(frozen=True)
-class Expect:
+class Expect(Node):
     strategy: str
     verdict: str  # safe | warn | forbid | refused
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
 ExampleItem = Union[ExampleDevice, ExampleBar, ExampleMsix, ExamplePlatform, Expect]
 
 
-@dataclass(frozen=True)
-class Example:
+class Example(Node):
     title: Text
     items: tuple[ExampleItem, ...]
-    span: Span = _span()
+    span: Span = NO_SPAN
 
 
 Statement = Union[Ruleset, Describe, Source, Include, MatchDriver, MatchModule, MatchId,
                   MatchClass, Role, Rule, Example]
 
 
-@dataclass(frozen=True)
-class Comment:
+class Comment(Node):
     line: int
     column: int
     text: str
     own_line: bool = True  # nothing but the comment on its line
 
 
-@dataclass(frozen=True)
-class RuleFile:
-    path: str = field(compare=False)
+class RuleFile(Node, uncompared=("path", "comments")):
+    path: str
     statements: tuple[Statement, ...]
-    comments: tuple[Comment, ...] = field(default=(), compare=False)
+    comments: tuple[Comment, ...] = ()
 
     def of(self, *types: type) -> list:
         return [s for s in self.statements if isinstance(s, types)]

@@ -3,13 +3,15 @@
 Includes form a graph (networkx): a cycle or an include that leaves the rule
 roots is an error at the include statement.  Parsed and checked files are
 cached by content hash, so answering one device does not re-parse every
-rule file: the cache key covers barsafe's version, the grammar and every
-file's path and bytes.
+rule file.  The key is a CRC-32 over barsafe's version, the grammar and every
+file's path and bytes (zlib is cheap to import where hashlib is not), and the
+cache entry stores those bytes too: a hit is only taken when they are equal,
+so a CRC collision can never serve stale rules.
 """
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -137,14 +139,15 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     files = rule_files(paths)
     roots = _roots(paths)
     texts = {str(f): f.read_bytes() for f in files}
-    key = _cache_key(texts)
-    parsed = _cache_get(key) if use_cache else None
+    material = _cache_material(texts)
+    key = _cache_key(material)
+    parsed = _cache_get(key, material) if use_cache else None
     from_cache = parsed is not None
     if parsed is None:
         parsed = _parse_all(texts)
         _check_includes(parsed, roots)
         if use_cache:
-            _cache_put(key, parsed)
+            _cache_put(key, material, parsed)
     library = Library(parsed, from_cache=from_cache)
     compiled = {path: compile_file(f) for path, f in parsed.items()}
     for path, f in parsed.items():
@@ -227,26 +230,30 @@ def _include_closure(path: str, parsed: dict[str, ast.RuleFile]) -> list[str]:
     return out
 
 
-def _cache_key(texts: dict[str, bytes]) -> str:
-    h = hashlib.sha256(f"{CACHE_FORMAT}:{__version__}".encode())
-    h.update(GRAMMAR.read_bytes())
+def _cache_material(texts: dict[str, bytes]) -> bytes:
+    parts = [f"{CACHE_FORMAT}:{__version__}".encode(), GRAMMAR.read_bytes()]
     for path in sorted(texts):
-        h.update(path.encode() + b"\0" + hashlib.sha256(texts[path]).digest())
-    return h.hexdigest()
+        parts += [path.encode(), str(len(texts[path])).encode(), texts[path]]
+    return b"\0".join(parts)
 
 
-def _cache_get(key: str) -> dict[str, ast.RuleFile] | None:
+def _cache_key(material: bytes) -> str:
+    return f"{zlib.crc32(material):08x}-{len(material):x}"
+
+
+def _cache_get(key: str, material: bytes) -> dict[str, ast.RuleFile] | None:
     base = cache_dir()
     if base is None:
         return None
     try:
         with open(base / f"rules-{key}.pickle", "rb") as fh:
-            return pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            stored, parsed = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
         return None
+    return parsed if stored == material else None
 
 
-def _cache_put(key: str, parsed: dict[str, ast.RuleFile]) -> None:
+def _cache_put(key: str, material: bytes, parsed: dict[str, ast.RuleFile]) -> None:
     base = cache_dir()
     if base is None:
         return
@@ -254,7 +261,7 @@ def _cache_put(key: str, parsed: dict[str, ast.RuleFile]) -> None:
         base.mkdir(parents=True, exist_ok=True)
         tmp = base / f".rules-{key}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
-            pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((material, parsed), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, base / f"rules-{key}.pickle")
     except OSError:
         pass  # a read-only home must not stop an answer

@@ -12,16 +12,18 @@ from typing import TextIO
 
 from ..errors import InputError, Location
 from ..model import Device
-from . import lspci, record
+from .detect import looks_like_lspci, looks_like_record
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
 
 
 def parse_text(text: str, path: str) -> list[Device]:
     """Pick the reader by content, not by file name: users paste whatever they have."""
-    if lspci.looks_like_lspci(text):
+    if looks_like_lspci(text):
+        from . import lspci
         return lspci.parse(text, path)
-    if record.looks_like_record(text):
+    if looks_like_record(text):
+        from . import record
         return record.parse(text, path)
     line = next((n for n, l in enumerate(text.splitlines(), 1) if l.strip()), None)
     if line is None:

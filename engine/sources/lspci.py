@@ -16,9 +16,8 @@ from typing import Iterable, Iterator
 from ..errors import InputError, Location
 from ..model import Bar, BarKind, Device, Msix
 from ..units import parse_size
+from .detect import HEADER_RE, SPLICE_RE
 
-HEADER_RE = re.compile(
-    r"^(?P<slot>(?:[0-9a-f]{4,5}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) (?P<rest>.*)$")
 _TRAILER_RE = re.compile(r"\s*\((?:rev (?P<rev>[0-9a-f]{2})|prog-if [0-9a-f]{2}(?: \[[^\]]*\])?)\)\s*$")
 _CLASS_RE = re.compile(r"^(?P<cls>.*?)(?: \[(?P<code>[0-9a-f]{4})\])?: (?P<name>.*)$")
 _NUMERIC_CLASS_RE = re.compile(r"^[0-9a-f]{4}$")
@@ -31,7 +30,6 @@ _BAR_BODY_RE = re.compile(
 _FLAG_RE = re.compile(r"\s*\[(virtual|disabled|enhanced|size=[^\]]*)\]")
 _MSIX_RE = re.compile(r"^Capabilities: \[[0-9a-f]+\] MSI-X: Enable(?P<en>[+-]) Count=(?P<count>\d+)")
 _TABLE_RE = re.compile(r"^(?P<what>Vector table|PBA): BAR=(?P<bar>\d+) offset=(?P<off>[0-9a-f]+)$")
-_SPLICE_RE = re.compile(r"(?:pcilib|lspci): .*$")
 
 NO_IDS_NOTE = ("vendor:device IDs not in the input (lspci was run without -nn):"
                " rules cannot match this device by ID")
@@ -41,13 +39,6 @@ NO_MSIX_DETAIL_NOTE = ("MSI-X table location not printed (lspci -v shows only th
                        " run `lspci -vvvnn`")
 INFERRED_INDEX_NOTE = ("BAR numbers inferred from order (lspci -v prints no 'Region N:');"
                        " a BAR after an unused slot would be misnumbered: prefer lspci -vv")
-
-
-def looks_like_lspci(text: str) -> bool:
-    for line in text.splitlines():
-        if line.strip() and not _SPLICE_RE.match(line):
-            return bool(HEADER_RE.match(line))
-    return False
 
 
 @dataclass
@@ -68,7 +59,7 @@ def _logical_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         if pending is not None:
             number, line = pending[0], pending[1] + line
             pending = None
-        m = _SPLICE_RE.search(line)
+        m = SPLICE_RE.search(line)
         if m:
             head = line[:m.start()]
             if head.strip():

@@ -23,14 +23,6 @@ _MSIX_KEYS = ("entries", "enabled", "table", "pba")
 _PLACE_KEYS = ("bar", "offset")
 
 
-def looks_like_record(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped.startswith(("barsafe:", "---", "- ", "slot:", "id:", "bars:"))
-    return False
-
-
 def parse(text: str, path: str = "<stdin>") -> list[Device]:
     try:
         docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
