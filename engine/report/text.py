@@ -124,7 +124,9 @@ def which(a) -> str:
         elif r.strategy == "off" and a.needs_relocation:
             reasons = "MSI-X stays in a page shared with device registers: those accesses trap"
         elif r.option is None and r.judgement.outcome.vmm != "qemu":
-            reasons = (reasons + "; " if reasons else "") + f"{r.judgement.outcome.vmm}'s own layout"
+            own = (r.judgement.outcome.notes[-1] if r.target is None and r.judgement.outcome.notes
+                   else f"{r.judgement.outcome.vmm}'s own layout, not a QEMU option")
+            reasons = (reasons + "; " if reasons else "") + own
         target = "-" if r.target is None else f"BAR{r.target}"
         rows.append((r.strategy, target, r.verdict, cost_text(r.mmio_cost), reasons))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
