@@ -232,6 +232,32 @@ def msix_devices(devices: list[Device]) -> list[Device]:
     return found
 
 
+def emit_config(kind: str, answers: list, hostpci: int) -> str:
+    """Only the configuration for each device's recommendation, ready to paste."""
+    from .report import config
+    relocated = [(a.device.slot, a.recommendation.option) for a in answers
+                 if a.recommendation is not None and a.recommendation.strategy != "off" and a.device.slot]
+    notes = []
+    for a in answers:
+        if a.recommendation is None:
+            notes.append(f"{a.device.slot}: no safe target ({a.why})")
+        elif a.recommendation.strategy == "off":
+            notes.append(f"{a.device.slot}: no relocation needed")
+    if kind == "qemu":
+        lines = [f"# {n}" for n in notes] + [config.qemu_device(slot, opt) for slot, opt in relocated]
+    elif kind == "libvirt":
+        lines = [f"<!-- {n} -->" for n in notes]
+        if relocated:
+            lines.append(config.libvirt_domain(relocated))
+    else:
+        assignments = [(hostpci + i, opt) for i, (_, opt) in enumerate(relocated)]
+        lines = [f"# {n}" for n in notes]
+        lines += [f"# hostpci{n} = {slot}" for (n, _), (slot, _) in zip(assignments, relocated)]
+        if relocated:
+            lines.append(config.proxmox_args(assignments))
+    return "\n".join(lines)
+
+
 def cmd_which(args: argparse.Namespace) -> int:
     from .rules import library
     from .score import answer
@@ -239,7 +265,9 @@ def cmd_which(args: argparse.Namespace) -> int:
     platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
     lib = library.load(rule_paths(args.rules))
     answers = [answer(d, platform, lib) for d in devices]
-    if args.json:
+    if args.emit:
+        print(emit_config(args.emit, answers, args.hostpci))
+    elif args.json:
         print(json.dumps([jsonout.answer(a) for a in answers], indent=2))
     else:
         print("\n\n".join(text.which(a) for a in answers))
@@ -346,6 +374,10 @@ def add_rule_commands(sub, add_input) -> None:
     which.add_argument("--rules", action="append", metavar="DIR",
                        help="rule files or directories (default: the shipped rules/); repeatable")
     which.add_argument("--json", action="store_true", help="JSON output")
+    which.add_argument("--emit", choices=("qemu", "libvirt", "proxmox"),
+                       help="print only the configuration for each recommendation")
+    which.add_argument("--hostpci", type=int, default=0, metavar="N",
+                       help="with --emit proxmox: the VM's hostpciN index of the (first) device (default 0)")
     which.set_defaults(func=cmd_which)
 
     check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")

@@ -25,6 +25,7 @@ MSG_IO = "Invalid MSI-X relocation BAR {bar}, I/O port BAR"
 MSG_SHADOW = "Invalid MSI-X relocation BAR {bar}, consumed by 64-bit BAR {below}"
 MSG_NO_SPACE = "Invalid MSI-X relocation BAR {bar}, no space to extend 32-bit BAR"
 MSG_PBA_OUTSIDE = "hardware reports invalid configuration, MSIX PBA outside of specified BAR"
+MSG_MSIX_INIT = "table & pba overlap, or they don't fit in BARs, or don't align"  # hw/pci/msix.c msix_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,15 @@ class Layout:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """Where a layout is unsafe in itself, whatever the driver: the simulator's own verdict."""
+
+    rule: str  # e.g. "qemu/msix-offset-overflow"
+    severity: str  # forbid | warn
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """One strategy applied to one device: a guest layout, or QEMU's refusal."""
 
@@ -62,7 +72,7 @@ class Outcome:
     layout: Layout | None
     refused: str | None = None
     notes: tuple[str, ...] = ()  # how the strategy decided
-    findings: tuple[str, ...] = ()  # where the result is unsafe or odd in itself
+    findings: tuple[Finding, ...] = ()  # where the result is unsafe or odd in itself
     vmm: str = "qemu"  # whose arithmetic produced the layout
 
     @property
@@ -139,15 +149,28 @@ def early_setup(device: Device, platform: Platform, relocating: bool) -> tuple[M
     return msix, (), MSG_PBA_OUTSIDE
 
 
+def msix_init_check(bars: tuple[Bar, ...], msix: Msix) -> str | None:
+    """hw/pci/msix.c msix_init's sanity test on the layout QEMU finally registers."""
+    sizes = {b.index: b.size for b in bars}
+    table, pba = (msix.table_offset, msix.table_bytes), (msix.pba_offset, msix.pba_bytes)
+    overlap = msix.table_bar == msix.pba_bar and table[0] < pba[0] + pba[1] and pba[0] < table[0] + table[1]
+    if (overlap or sum(table) > sizes.get(msix.table_bar, 0) or sum(pba) > sizes.get(msix.pba_bar, 0)
+            or (msix.table_offset | msix.pba_offset) & 7):
+        return MSG_MSIX_INIT
+    return None
+
+
 def native_outcome(device: Device, platform: Platform, strategy: str = "off",
                    notes: tuple[str, ...] = ()) -> Outcome:
     """x-msix-relocation=off: the device's own layout, less what QEMU cannot register."""
     if device.msix is None:
         return Outcome(strategy, None, Layout(visible_bars(device, platform), None), notes=notes)
     msix, more, refusal = early_setup(device, platform, relocating=False)
+    bars = visible_bars(device, platform)
+    refusal = refusal or msix_init_check(bars, msix)
     if refusal:
         return Outcome(strategy, None, None, refused=refusal, notes=notes + more)
-    return Outcome(strategy, None, Layout(visible_bars(device, platform), msix), notes=notes + more)
+    return Outcome(strategy, None, Layout(bars, msix), notes=notes + more)
 
 
 def relocate(device: Device, platform: Platform, target: int, strategy: str | None = None,
@@ -195,8 +218,11 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
     new_msix = replace(msix, enabled=None, table_bar=target, table_offset=table_offset, pba_bar=target,
                        pba_offset=table_offset + msix.entries * MSIX_ENTRY_SIZE)
     findings = tuple(
-        f"MSI-X {what} offset {offset:#x} does not fit the capability's 32-bit offset field:"
-        f" the guest would read {offset & UINT32_MAX & ~7:#x}"
+        Finding("qemu/msix-offset-overflow", "forbid",
+                f"extending BAR{target} to {format_size(new_bar.size)} puts the MSI-X {what} at"
+                f" {offset:#x}, beyond the capability's 32-bit offset field: the guest reads"
+                f" {offset & UINT32_MAX & ~7:#x}, inside the device's own registers (QEMU accepts"
+                f" this; hw/vfio/pci.c vfio_pci_relocate_msix checks no upper bound for 64-bit BARs)")
         for what, offset in (("table", new_msix.table_offset), ("PBA", new_msix.pba_offset))
         if offset > UINT32_MAX)
     return Outcome(name, target, Layout(bars, new_msix, device_backed=slot.size),
@@ -275,7 +301,7 @@ def _union_overlap(lo: int, hi: int, spans: list[tuple[int, int]]) -> int:
     return total
 
 
-def power_of_two_finding(bar: Bar) -> str | None:
+def power_of_two_problem(bar: Bar) -> str | None:
     if bar.size and not is_pow2(bar.size):
         return (f"BAR{bar.index} size {bar.size:#x} ({format_size(bar.size)}) is not a power of two:"
                 f" PCI BAR sizing cannot express it")

@@ -43,10 +43,19 @@ def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Rule
             trace.append(f"QEMU refuses: {outcome.refused}")
         return Judgement(outcome, ())
     candidate = Candidate(native_layout(device, platform), outcome.layout, platform, strategy)
-    violations: list[Violation] = []
+    violations: list[Violation] = [_from_finding(f, candidate) for f in outcome.findings]
+    if trace is not None:
+        trace.extend(f"simulator: {f.severity} {f.rule}: {f.message}" for f in outcome.findings)
     for rs in rulesets:
         violations.extend(rs.evaluate(candidate, trace))
     return Judgement(outcome, tuple(violations))
+
+
+def _from_finding(finding, candidate: Candidate) -> Violation:
+    """A hazard of the layout itself (e.g. an offset QEMU cannot express) counts like a rule."""
+    ruleset, _, rule = finding.rule.partition("/")
+    return Violation(ruleset, rule, finding.severity, finding.message, "simulator (engine/relocate.py)",
+                     lambda c, text=finding.message: text, candidate)
 
 
 # --- which: every candidate for one device, and the one to recommend ------------------------

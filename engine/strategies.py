@@ -12,8 +12,8 @@ from dataclasses import replace
 from typing import Callable
 
 from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, BarKind, Device, Platform
-from .relocate import (MSG_AUTO, Layout, Outcome, QemuBar, msix_size, native_outcome,
-                       power_of_two_finding, qemu_view, relocate, rfc_cost, visible_bars)
+from .relocate import (MSG_AUTO, Finding, Layout, Outcome, QemuBar, msix_size, native_outcome,
+                       power_of_two_problem, qemu_view, relocate, rfc_cost, visible_bars)
 from .units import align_up, format_size
 
 RFC_SIZE_LIMIT = 0xFFFFFFFF // 2  # UINT32_MAX / 2: "MSI-X MMIO must reside within first 32bit offset of BAR"
@@ -132,18 +132,22 @@ def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
     new_msix = replace(msix, enabled=None, table_offset=table_offset % (1 << 32),
                        pba_offset=pba_offset % (1 << 32))
     findings = []
-    if (f := power_of_two_finding(new_bar)):
-        findings.append(f"Cloud Hypervisor: {f}")
+    if (problem := power_of_two_problem(new_bar)):
+        findings.append(Finding("cloud-hypervisor/bar-not-power-of-two", "warn",
+                                f"Cloud Hypervisor: {problem}"))
     if msix.pba_bar != msix.table_bar:
-        findings.append(f"Cloud Hypervisor moves the PBA offset within BAR{msix.pba_bar} as if it"
-                        f" shared the table's BAR{msix.table_bar} ('Suppose table_bir equals to"
-                        f" pba_bir here. Am I right?')")
+        findings.append(Finding("cloud-hypervisor/pba-in-other-bar", "warn",
+                                f"Cloud Hypervisor moves the PBA offset within BAR{msix.pba_bar} as if it"
+                                f" shared the table's BAR{msix.table_bar} ('Suppose table_bir equals to"
+                                f" pba_bir here. Am I right?')"))
     elif msix.pba_offset < msix.table_offset:
-        findings.append(f"Cloud Hypervisor keeps the PBA {msix.table_offset - msix.pba_offset:#x}"
-                        f" below the table: it lands at {new_msix.pba_offset:#x}, in the BAR's"
-                        f" original half, sharing pages with device registers")
+        findings.append(Finding("cloud-hypervisor/pba-below-table", "warn",
+                                f"Cloud Hypervisor keeps the PBA {msix.table_offset - msix.pba_offset:#x}"
+                                f" below the table: it lands at {new_msix.pba_offset:#x}, in the BAR's"
+                                f" original half, sharing pages with device registers"))
     if pba_offset >= 1 << 32 or table_offset >= 1 << 32:
-        findings.append("Cloud Hypervisor: offset truncated to 32 bits (`as u32`)")
+        findings.append(Finding("cloud-hypervisor/offset-truncated", "forbid",
+                                "Cloud Hypervisor truncates an MSI-X offset to 32 bits (`as u32`)"))
     notes = (f"extends BAR{bar.index} from {format_size(bar.size)} to {format_size(size)}"
              f" (table {format_size(table_bytes)} + PBA {pba_bytes} bytes, page-aligned, doubled)",)
     return Outcome(name, bar.index, Layout(bars, new_msix, device_backed=bar.size), notes=notes,

@@ -47,7 +47,7 @@ CH_ODD = Device("0000:01:00.0", bars=(Bar(0, BarKind.MEM64, 8 * KiB), Bar(2, Bar
 def test_cloud_hypervisor_flags_exactly_the_non_power_of_two_sizes(device, platform):
     outcome = strategies.run("cloud-hypervisor", device, platform)
     assert outcome.ok and outcome.layout is not None
-    flagged = any("power of two" in f for f in outcome.findings)
+    flagged = any("power of two" in f.message for f in outcome.findings)
     odd = [b for b in outcome.layout.bars if not is_pow2(b.size)]
     assert flagged == bool(odd), (outcome.findings, odd)
     assert all(b.index == outcome.target for b in odd)  # only the BAR it rewrote can be odd

@@ -129,3 +129,26 @@ def test_libvirt_schema_accepts_the_emitted_hostdev_and_override(tmp_path, capsy
     path.write_text(xml)
     proc = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("qemu", "-device vfio-pci,host=0001:03:00.0,x-msix-relocation=bar5"),
+    ("proxmox", "args: -set device.hostpci3.x-msix-relocation=bar5"),
+    ("libvirt", "<qemu:property name='x-msix-relocation' type='string' value='bar5'/>"),
+])
+def test_emit_prints_only_the_configuration(capsys, kind, expected):
+    assert main(["which", SEED, "--page-size", "64K", "--no-io-space", "--emit", kind, "--hostpci", "3"]) == 0
+    out = capsys.readouterr().out
+    assert expected in out and "candidate" not in out
+
+
+@pytest.mark.skipif(shutil.which("virt-xml-validate") is None, reason="libvirt-clients not installed")
+def test_emitted_libvirt_snippet_validates_once_merged_into_a_domain(tmp_path, capsys):
+    main(["which", SEED, "--page-size", "64K", "--no-io-space", "--emit", "libvirt"])
+    snippet = capsys.readouterr().out
+    merged = snippet.replace("  <devices>", "  <name>vm</name>\n  <memory unit='KiB'>1048576</memory>\n"
+                             "  <os><type arch='x86_64'>hvm</type></os>\n  <devices>")
+    path = tmp_path / "domain.xml"
+    path.write_text(merged)
+    proc = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -52,3 +52,20 @@ def libvirt_override(slots_options: list[tuple[str, str]]) -> str:
         f"    </qemu:frontend>\n"
         f"  </qemu:device>\n" for slot, option in slots_options)
     return f"<qemu:override>\n{devices}</qemu:override>"
+
+
+def proxmox_args(assignments: list[tuple[int, str]]) -> str:
+    """The `args:` line for /etc/pve/qemu-server/VMID.conf; Proxmox names its devices hostpciN."""
+    sets = " ".join(f"-set device.hostpci{n}.x-msix-relocation={option}" for n, option in assignments)
+    return f"args: {sets}"
+
+
+def libvirt_domain(slots_options: list[tuple[str, str]]) -> str:
+    """A minimal domain holding the devices and the override: what `--emit libvirt` prints."""
+    devices = "\n".join("    " + line for slot, _ in slots_options
+                        for line in libvirt_hostdev(slot).splitlines())
+    override = "\n".join("  " + line for line in libvirt_override(slots_options).splitlines())
+    return (f"<domain type='kvm' xmlns:qemu='{QEMU_NS}'>\n"
+            f"  <!-- merge into your domain: the <hostdev> elements into <devices>, the override"
+            f" at the end of <domain> -->\n"
+            f"  <devices>\n{devices}\n  </devices>\n{override}\n</domain>")

@@ -39,7 +39,8 @@ def outcome(o: Outcome) -> dict[str, Any]:
                 "notes": list(o.notes)}
     return {"strategy": o.strategy, "target": o.target, "option": o.option, "vmm": o.vmm,
             "bars": [bar(b) for b in o.layout.bars], "msix": msix(o.layout.msix),
-            "notes": list(o.notes), "findings": list(o.findings)}
+            "notes": list(o.notes),
+            "findings": [{"rule": f.rule, "severity": f.severity, "message": f.message} for f in o.findings]}
 
 
 def answer(a) -> dict[str, Any]:

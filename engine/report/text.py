@@ -96,7 +96,7 @@ def outcome(d: Device, o: Outcome, platform: Platform) -> str:
                 lines.append(f"\tpages: {a.reason}")
         lines.append(f"\tQEMU: {qemu_option(d, o)}")
     lines.extend(f"\tnote: {n}" for n in o.notes)
-    lines.extend(f"\tFINDING: {f}" for f in o.findings)
+    lines.extend(f"\tFINDING ({f.severity}, {f.rule}): {f.message}" for f in o.findings)
     return "\n".join(lines)
 
 
