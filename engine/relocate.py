@@ -217,7 +217,7 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
     bars = tuple(sorted(others + (new_bar,), key=lambda b: b.index))
     new_msix = replace(msix, enabled=None, table_bar=target, table_offset=table_offset, pba_bar=target,
                        pba_offset=table_offset + msix.entries * MSIX_ENTRY_SIZE)
-    findings = tuple(
+    findings = bar_quirks(device, target) + tuple(
         Finding("qemu/msix-offset-overflow", "forbid",
                 f"extending BAR{target} to {format_size(new_bar.size)} puts the MSI-X {what} at"
                 f" {offset:#x}, beyond the capability's 32-bit offset field: the guest reads"
@@ -233,6 +233,34 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
 # aligned 4-KB address range" with an MSI-X structure.  So within those 4K ranges a
 # compliant device has nothing but MSI-X; anything else in a trapped page may be registers.
 MSIX_EXCLUSIVE_UNIT = 4 * 1024
+
+
+# hw/vfio/pci-quirks.c vfio_bar_quirk_setup: BARs QEMU overlays with device quirks.
+# (vendor, device or None, BAR, class required or None, quirk function, what it does)
+BAR_QUIRKS = (
+    (0x10EC, 0x8168, 2, None, "vfio_probe_rtl8168_bar2_quirk",
+     "an address/data window at 0x70/0x74 that the RTL8168 uses to reach its MSI-X table;"
+     " QEMU redirects it to the emulated table"),
+    (0x10DE, None, 0, 0x0300, "vfio_probe_nvidia_bar0_quirk",
+     "mirrors of PCI config space at 0x88000 (and 0x1800 with x-vga)"),
+    (0x1002, None, 2, 0x0300, "vfio_probe_ati_bar2_quirk",
+     "a config-space mirror at 0x4000 (with x-vga=on and a 64-bit BAR2)"),
+    (0x8086, None, 0, 0x0300, "vfio_probe_igd_bar0_quirk",
+     "mirrors of the GGC and BDSM config registers at 0x108040/0x1080c0 (IGD gen 6+)"),
+)
+
+
+def bar_quirks(device: Device, target: int) -> tuple[Finding, ...]:
+    """A target BAR that QEMU also overlays with a quirk: a combination nobody has tested."""
+    out = []
+    for vendor, dev_id, bar, cls, function, what in BAR_QUIRKS:
+        if target == bar and device.vendor == vendor and dev_id in (None, device.device) and (
+                cls is None or device.class_code == cls):
+            out.append(Finding("qemu/bar-quirk", "warn",
+                               f"QEMU overlays BAR{bar} of this device with a quirk ({function},"
+                               f" hw/vfio/pci-quirks.c): {what}; relocating MSI-X into the same BAR"
+                               f" stacks two emulations on it"))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

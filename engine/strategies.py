@@ -154,11 +154,26 @@ def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
                    findings=tuple(findings), vmm=name)
 
 
+def pve_tools(device: Device, platform: Platform) -> Outcome:
+    """PVE-Tools (PVE-Tools/PVE-Tools-9 @660fbc9e, src/modules/04-gpu-passthrough/controller.sh
+    nvme_should_enable_msix_relocation, lines 133-142): `bar2` whenever `lspci -vv` shows MSI-X
+    and a memory Region 2; otherwise it leaves relocation off.  It never looks at where the
+    table is, and skips the common NVMe case with no BAR2, where QEMU would add a BAR."""
+    name = "pve-tools"
+    bar2 = device.bar(2)
+    if bar2 is None or not bar2.kind.is_memory:
+        return replace(native_outcome(device, platform, strategy=name),
+                       notes=("no memory Region 2: PVE-Tools leaves relocation off",))
+    return relocate(device, platform, 2, strategy=name,
+                    notes=("memory Region 2 present: PVE-Tools offers bar2",))
+
+
 HEURISTICS: dict[str, Strategy] = {
     "qemu-rfc": qemu_rfc,
     "reverse": reverse,
     "extend-only": extend_only,
     "cloud-hypervisor": cloud_hypervisor,
+    "pve-tools": pve_tools,
     "qemu": qemu_upstream,
     "off": lambda device, platform: native_outcome(device, platform),
 }

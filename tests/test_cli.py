@@ -26,7 +26,7 @@ def test_simulate_all_json_lists_every_strategy_in_order(capsys):
     data = json.loads(out)
     assert code == 0
     assert [d["strategy"] for d in data] == ["off", "bar0", "bar1", "bar2", "bar3", "bar4", "bar5",
-                                             "qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "qemu"]
+                                             "qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "pve-tools", "qemu"]
     by = {d["strategy"]: d for d in data}
     assert by["qemu-rfc"]["target"] == 0 and by["qemu-rfc"]["msix"]["pba_offset"] == 0x600
     assert by["bar2"] == {"strategy": "bar2", "target": 2,

@@ -168,4 +168,4 @@ def test_cloud_hypervisor_pba_below_table_lands_in_register_space():
 def test_all_runs_in_documented_order(sas3008):
     names = [o.strategy for o in run_all(sas3008, POWER8)]
     assert names == ["off", "bar0", "bar1", "bar2", "bar3", "bar4", "bar5",
-                     "qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "qemu"]
+                     "qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "pve-tools", "qemu"]
