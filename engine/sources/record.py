@@ -86,6 +86,13 @@ class _Reader:
                 pass
         raise self.fail(node, f"{what} must be a number, got {value!r}")
 
+    def hex_number(self, node: yaml.Node, what: str) -> int:
+        text = self.text(node, what)
+        try:
+            return int(text, 16)
+        except ValueError:
+            raise self.fail(node, f"{what} must be hex digits like 0107, got {text!r}") from None
+
     def size(self, node: yaml.Node, what: str) -> int:
         value = self.value(node)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -135,10 +142,9 @@ def _device(node: yaml.Node, path: str) -> Device:
         fields["vendor"], fields["device"] = r.id_pair(top["id"], "id")
     if "subsystem" in top:
         fields["subsystem_vendor"], fields["subsystem_device"] = r.id_pair(top["subsystem"], "subsystem")
-    if "class" in top:
-        fields["class_code"] = r.integer(top["class"], "class")
-    if "revision" in top:
-        fields["revision"] = r.integer(top["revision"], "revision")
+    for key, field_name in (("class", "class_code"), ("revision", "revision")):
+        if key in top:  # hex digits as lspci prints them; YAML 1.1 would read 0107 as octal
+            fields[field_name] = r.hex_number(top[key], key)
     for key in ("name", "class_name", "driver"):
         if key in top:
             fields[key] = r.text(top[key], key)
