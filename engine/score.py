@@ -142,14 +142,18 @@ def answer(device: Device, platform: Platform, library) -> Answer:
     if not needs and off.verdict in ("safe", "warn"):
         return Answer(device, platform, names, reasons, pages, False, tuple(rows), off,
                       f"no relocation needed: {pages.reason}")
+    if not needs:  # the driver's rules fail the device's own layout: say that, not "trapped page"
+        off_why = "; ".join(f"{v.rule_id}: {v.evidence}" for v in off.judgement.violations)
+        why_off = f"the driver's rules already fail without relocation ({off_why})"
+    elif off.judgement.outcome.ok:
+        why_off = "relocation off keeps the slow trapped page"
+    else:
+        why_off = f"with relocation off QEMU refuses: {off.judgement.outcome.refused}"
     targets = [r for r in rows[1:len(QEMU_CANDIDATES)] if r.verdict in ("safe", "warn")]
     if not targets:
         broken = "; ".join(f"{r.strategy}: {r.verdict}" for r in rows[1:len(QEMU_CANDIDATES)])
-        why = ("no target is safe for this driver (" + broken + ")"
-               + ("; relocation off keeps the slow trapped page" if off.judgement.outcome.ok
-                  else f"; and with relocation off QEMU refuses: {off.judgement.outcome.refused}"))
-        return Answer(device, platform, names, reasons, pages, True, tuple(rows), None, why)
+        why = f"no target is safe for this driver ({broken}); {why_off}"
+        return Answer(device, platform, names, reasons, pages, needs, tuple(rows), None, why)
     best = min(targets, key=Scored.order_key)
-    why = (pages.reason if pages.needs_relocation else
-           f"with relocation off QEMU refuses: {off.judgement.outcome.refused}")
-    return Answer(device, platform, names, reasons, pages, True, tuple(rows), best, why)
+    why = pages.reason if pages.needs_relocation else why_off
+    return Answer(device, platform, names, reasons, pages, needs, tuple(rows), best, why)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
 LINUXHW = CORPUS / "devices" / "linuxhw"
 SHARED_LSPCI = ROOT.parent / "shared" / "corpus" / "lspci"  # never copied into the project
-RECORDS = sorted(CORPUS.glob("**/*.yaml"))
+RECORDS = sorted((CORPUS / "devices").glob("**/*.yaml"))  # cases/ are tested in test_cases.py
 
 
 def _layout(dev) -> tuple:

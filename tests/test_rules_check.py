@@ -384,10 +384,6 @@ def test_include_cycle_is_reported_with_errors_of_other_files(tmp_path):
     assert any(e.message.startswith("include cycle") for e in errors)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: check() accepts inline examples no device can have "
-                                       "(msix 0 entries, an unaligned table offset, bar5 mem64, a "
-                                       "prefetchable I/O BAR); `barsafe test` then dies with an internal "
-                                       "error (exit 3) from model validation")
 @pytest.mark.parametrize("items", [
     "bar0 mem32 64K\n    msix 0 table bar0 0x0 pba bar0 0x800",
     "bar0 mem32 64K\n    msix 1 table bar0 0x4 pba bar0 0x800",

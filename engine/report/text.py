@@ -121,7 +121,7 @@ def which(a) -> str:
         reasons = "; ".join(f"{v.rule_id}: {v.evidence}" for v in r.judgement.violations)
         if r.judgement.outcome.refused:
             reasons = f"QEMU: {r.judgement.outcome.refused}"
-        elif r.strategy == "off" and a.needs_relocation:
+        elif r.strategy == "off" and a.pages is not None and a.pages.needs_relocation:
             reasons = "MSI-X stays in a page shared with device registers: those accesses trap"
         elif r.option is None and r.judgement.outcome.vmm != "qemu":
             own = (r.judgement.outcome.notes[-1] if r.target is None and r.judgement.outcome.notes

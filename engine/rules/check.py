@@ -19,7 +19,8 @@ from .ast import stem_of
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
               ("64bit", "32bit")]
-RESERVED = {"native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
+RESERVED = {"ruleset", "describe", "source", "include", "match", "role", "rule", "example",
+            "require", "when", "else", "forbid", "warn", "native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
             "no", "added", "below", "extended", "count", "first", "last", "largest", "msix",
             "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
 
@@ -129,6 +130,8 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
         if not rule.message.value.strip():
             err(rule, "empty message: say what breaks in the driver")
         _check_contradiction(rule.cond, err)
+        if rule.guard is not None:
+            _check_contradiction(rule.guard, err)
         key = (rule.guard, rule.cond)
         if key in bodies:
             other = bodies[key]
@@ -144,8 +147,10 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
 
 def _check_contradiction(cond: ast.Cond, err) -> None:
     """`bar0 is io and bar0 is memory` and the like can never hold: say so."""
-    if isinstance(cond, (ast.AnyOf, ast.Not)):
-        for item in (cond.items if isinstance(cond, ast.AnyOf) else (cond.item,)):
+    if isinstance(cond, ast.Not):
+        return  # a contradiction under `not` always holds: odd, but not an error
+    if isinstance(cond, ast.AnyOf):
+        for item in cond.items:
             _check_contradiction(item, err)
         return
     if not isinstance(cond, ast.AllOf):
@@ -199,4 +204,29 @@ def _check_examples(f: ast.RuleFile, err) -> None:
                 err(item, "BAR index out of range 0..5")
         if sum(isinstance(i, ast.ExamplePlatform) for i in ex.items) > 1:
             err(ex, "one 'platform' line per example")
+        if not has_device and ast.ExampleMsix in kinds:
+            _check_inline_device(ex, err)
 
+
+
+def _check_inline_device(example: ast.Example, err) -> None:
+    """The inline layout must be one a device can have (the model's own validation)."""
+    from .compile import inline_device
+    try:
+        inline_device(example)
+    except ValueError as exc:
+        items = [i for i in example.items if isinstance(i, (ast.ExampleBar, ast.ExampleMsix))]
+        culprit = next((i for i in items if _item_invalid(i)), example)
+        err(culprit, f"impossible device in example {example.title.value!r}: {exc}")
+
+
+def _item_invalid(item) -> bool:
+    from ..model import Bar, BarKind, Msix
+    try:
+        if isinstance(item, ast.ExampleBar):
+            Bar(item.index, BarKind(item.kind), item.size or 0, prefetchable=item.prefetchable)
+        else:
+            Msix(item.entries, item.table_bar, item.table_offset, item.pba_bar, item.pba_offset)
+    except ValueError:
+        return True
+    return False

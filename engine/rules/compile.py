@@ -214,7 +214,7 @@ class _Compiler:
 
     def c_Not(self, node: ast.Not):
         test, explain = self.cond(node.item)
-        return (lambda c: not test(c)), explain
+        return (lambda c: not test(c)), (lambda c: f"not ({explain(c)})")
 
     def c_Stays(self, node: ast.Stays):
         ref, name = node.ref, self.name(node.ref)
@@ -291,8 +291,13 @@ class _Compiler:
 
         def explain(c: Candidate) -> str:
             before_i, after_i, before, after = pair(c)
-            if before_i != after_i or after_i in c.added:
-                return f"{name} was {_bar_name(before_i)}, becomes {_bar_name(after_i)}"
+            added = after_i is not None and after_i in c.added
+            if before_i != after_i:
+                return (f"{name} was {_bar_name(before_i)}, becomes {_bar_name(after_i)}"
+                        + (", added by relocation" if added else ""))
+            if added:
+                return (f"{name}: BAR{after_i} is added by relocation"
+                        f" ({describe_bar(after)}; natively {describe_bar(c.nat.get(after_i), after_i)})")
             if before is None or after is None:
                 ok = before is None and after is None
                 return (f"{name}: {describe_bar(before, before_i)} natively,"
@@ -311,8 +316,9 @@ class _Compiler:
 
     def c_EndUnchanged(self, node: ast.EndUnchanged):
         return self._compare(node.ref, lambda a, b: a.size == b.size, "end",
-                             moved="; registers addressed from its end move from {old:#x} to {new:#x},"
-                                   " into the half QEMU fills with MSI-X")
+                             moved="; its end moves from {old:#x} to {new:#x}: registers the driver"
+                                   " addresses from the end move with it, into the half QEMU fills"
+                                   " with MSI-X")
 
     def c_NoBarAdded(self, node: ast.NoBarAdded):
         below = node.below
@@ -320,7 +326,7 @@ class _Compiler:
         def offending(c: Candidate) -> tuple[list[int], int | None]:
             if below is None:
                 return sorted(c.added), None
-            limit = self.index(below, c)
+            limit = self.index(below, c, native=True)  # where it was: it may be the added BAR now
             return ([] if limit is None else sorted(i for i in c.added if i < limit)), limit
 
         def explain(c: Candidate) -> str:

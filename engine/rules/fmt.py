@@ -182,12 +182,12 @@ def fmt(rule_file: ast.RuleFile) -> str:
     for s in sorted(rule_file.statements, key=lambda s: s.span.line):
         group = _GROUP[type(s)]
         leading = comments.before(s.span.line)
+        if not isinstance(s, ast.Example):  # comments inside a statement go above it
+            leading += comments.before(s.span.end_line + 1)
+            leading += comments.inside(s.span.line, s.span.end_line)
         if out and (group != previous or group in ("rule", "example") or leading):
             out.append("")
         out.extend(leading)
-        if not isinstance(s, ast.Example):  # comments inside a statement go above it
-            out.extend(comments.before(s.span.end_line + 1))
-            out.extend(comments.inside(s.span.line, s.span.end_line))
         lines = statement_lines(s, comments)
         if not isinstance(s, ast.Example):
             lines[-1] += comments.trailing(s.span.end_line)

@@ -20,7 +20,7 @@ from . import ast
 
 from .parse_paths import GRAMMAR
 STATEMENT_KEYWORDS = ("ruleset", "describe", "source", "include", "match", "role", "rule", "example")
-_STATEMENT_START = re.compile(r"^\s*(" + "|".join(STATEMENT_KEYWORDS) + r")\b")
+_STATEMENT_START = re.compile(r"^\s*(" + "|".join(STATEMENT_KEYWORDS) + r")(?=\s|$)")
 
 # What users should read instead of lark's terminal names.
 _SHOWN = {
@@ -237,7 +237,7 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     """(first line number, text) of each top-level statement."""
     chunks: list[tuple[int, list[str]]] = []
     depth = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if depth == 0 and _STATEMENT_START.match(line) or not chunks:
             chunks.append((number, []))
         chunks[-1][1].append(line)
@@ -278,29 +278,44 @@ def parse(text: str, path: str) -> ast.RuleFile:
     errors: list[RuleError] = []
     transformer = _ToAst(path)
     for start, chunk in _chunks(text):
-        if not chunk.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in chunk.splitlines()):
+        if all(not l.strip() or l.lstrip().startswith("#") for l in chunk.split("\n")):
             continue
         try:
             tree = parser().parse("\n" * (start - 1) + chunk)
             statements.extend(transformer.transform(tree))
         except UnexpectedInput as exc:
             if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-                last = start + chunk.count("\n")
+                line, column = _last_code(start, chunk)
                 errors.append(RuleError("statement ends too early" + _expected(exc),
-                                        Location(path, last, len(chunk.splitlines()[-1]) + 1)))
+                                        Location(path, line, column)))
             else:
                 errors.append(_syntax_error(exc, path))
+        except RecursionError:
+            errors.append(RuleError("condition nested too deeply", Location(path, start)))
         except VisitError as exc:  # a value the grammar accepts but is out of range (e.g. size 5Q)
-            errors.append(RuleError(str(exc.orig_exc), Location(path, start)))
+            message = ("condition nested too deeply" if isinstance(exc.orig_exc, RecursionError)
+                       else str(exc.orig_exc))
+            errors.append(RuleError(message, Location(path, start)))
     if errors:
         raise RuleErrors(errors)
     return ast.RuleFile(path, tuple(statements), tuple(_comments(text)))
 
 
+def _last_code(start: int, chunk: str) -> tuple[int, int]:
+    """Line and column just after the last code (not blank, not comment) of a statement."""
+    lines = chunk.split("\n")
+    for offset in range(len(lines) - 1, -1, -1):
+        masked = re.sub(r'"([^"\\\n]|\\.)*"', lambda m: "x" * len(m.group(0)), lines[offset])
+        code = masked.split("#", 1)[0].rstrip()
+        if code.strip():
+            return start + offset, len(code) + 1
+    return start, 1
+
+
 def _comments(text: str) -> list[ast.Comment]:
     """Comments with their places, for fmt (the parser itself ignores them)."""
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         masked = re.sub(r'"([^"\\\n]|\\.)*"', lambda m: " " * len(m.group(0)), line)
         col = masked.find("#")
         if col >= 0:
