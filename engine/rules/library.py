@@ -142,21 +142,27 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     material = _cache_material(texts)
     key = _cache_key(material)
     parsed = _cache_get(key, material) if use_cache else None
+    compiled = None
+    if parsed is not None:
+        try:  # a damaged cache entry must fail here, as a miss, never later
+            compiled = {path: compile_file(f) for path, f in parsed.items()}
+        except Exception:  # noqa: BLE001
+            parsed = None
     from_cache = parsed is not None
     if parsed is None:
-        parsed = _parse_all(texts)
-        _check_includes(parsed, roots)
+        parsed = _parse_all(texts, roots)
         if use_cache:
             _cache_put(key, material, parsed)
     library = Library(parsed, from_cache=from_cache)
-    compiled = {path: compile_file(f) for path, f in parsed.items()}
+    if compiled is None:
+        compiled = {path: compile_file(f) for path, f in parsed.items()}
     for path, f in parsed.items():
         parts = [compiled[path]] + [compiled[p] for p in _include_closure(path, parsed)]
         library.rulesets[f.name or stem_of(path)] = Ruleset(f.name or stem_of(path), f, parts)
     return library
 
 
-def _parse_all(texts: dict[str, bytes]) -> dict[str, ast.RuleFile]:
+def _parse_all(texts: dict[str, bytes], roots: list[Path]) -> dict[str, ast.RuleFile]:
     from .check import check
     from .parse import parse  # lark loads only when the cache misses
     parsed: dict[str, ast.RuleFile] = {}
@@ -179,6 +185,10 @@ def _parse_all(texts: dict[str, bytes]) -> dict[str, ast.RuleFile]:
                                     f.of(ast.Ruleset)[0].span.location))
         names.setdefault(f.name or path, path)
         parsed[path] = f
+    try:  # include problems are reported with the others, in the same run
+        _check_includes(parsed, roots, missing_ok=set(texts) - set(parsed))
+    except RuleErrors as exc:
+        errors.extend(exc.errors)
     if errors:
         raise RuleErrors(errors)
     return parsed
@@ -188,7 +198,8 @@ def _resolve_include(owner: str, inc: ast.Include) -> Path:
     return (Path(owner).parent / inc.path.value).resolve()
 
 
-def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path]) -> None:
+def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path],
+                    missing_ok: set[str] = frozenset()) -> None:
     import networkx as nx  # only when the cache misses: it costs a tenth of a second to import
 
     errors: list[RuleError] = []
@@ -202,6 +213,8 @@ def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path]) -> None:
                 errors.append(RuleError(f"include {inc.path.value!r} leaves the rule roots"
                                         f" ({', '.join(map(str, roots))})", inc.span.location))
             elif str(target) not in by_resolved:
+                if any(str(Path(p).resolve()) == str(target) for p in missing_ok):
+                    continue  # that file has its own errors, already reported
                 errors.append(RuleError(f"include {inc.path.value!r}: no such rule file among"
                                         " those loaded", inc.span.location))
             else:
@@ -242,15 +255,18 @@ def _cache_key(material: bytes) -> str:
 
 
 def _cache_get(key: str, material: bytes) -> dict[str, ast.RuleFile] | None:
+    """The cached ASTs, or None: a cache that is missing, stale or damaged is simply rebuilt."""
     base = cache_dir()
     if base is None:
         return None
     try:
-        with open(base / f"rules-{key}.pickle", "rb") as fh:
-            stored, parsed = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
+        data = (base / f"rules-{key}.pickle").read_bytes()
+        stored, checksum, payload = pickle.loads(data)
+        if stored != material or zlib.crc32(payload) != checksum:
+            return None
+        return pickle.loads(payload)
+    except Exception:  # noqa: BLE001 - any damage means a miss, never an error
         return None
-    return parsed if stored == material else None
 
 
 def _cache_put(key: str, material: bytes, parsed: dict[str, ast.RuleFile]) -> None:
@@ -261,7 +277,8 @@ def _cache_put(key: str, material: bytes, parsed: dict[str, ast.RuleFile]) -> No
         base.mkdir(parents=True, exist_ok=True)
         tmp = base / f".rules-{key}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
-            pickle.dump((material, parsed), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((material, zlib.crc32(payload), payload), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, base / f"rules-{key}.pickle")
     except OSError:
         pass  # a read-only home must not stop an answer
