@@ -6,7 +6,9 @@ cached by content hash, so answering one device does not re-parse every
 rule file.  The key is a CRC-32 over barsafe's version, the grammar and every
 file's path and bytes (zlib is cheap to import where hashlib is not), and the
 cache entry stores those bytes too: a hit is only taken when they are equal,
-so a CRC collision can never serve stale rules.
+so a CRC collision can never serve stale rules; each file's pickled AST
+carries its own CRC, and is only unpickled and compiled when a device needs
+that rule set (matching reads the small `match` lists alone).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import zlib
 import os
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
@@ -26,20 +28,27 @@ from .compile import Candidate, CompiledFile, Violation, compile_file
 from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "rules"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
-@dataclass
 class Ruleset:
-    """One rule file with the files it includes: what a matching device is judged by."""
+    """One rule file with the files it includes: what a matching device is judged by.
 
-    name: str
-    file: ast.RuleFile
-    parts: list[CompiledFile]  # itself first, then its includes (depth first)
+    Light until used: matching reads only the file's `match` lines; the AST is
+    loaded and compiled the first time the rule set is evaluated.
+    """
+
+    def __init__(self, library: "Library", path: str, name: str, matches: tuple):
+        self.library, self.path, self.name, self.matches = library, path, name, matches
 
     @property
-    def path(self) -> str:
-        return self.file.path
+    def file(self) -> ast.RuleFile:
+        return self.library.file(self.path)
+
+    @property
+    def parts(self) -> list[CompiledFile]:
+        """Itself first, then its includes (depth first)."""
+        return [self.library.compiled(p) for p in (self.path, *self.library.closure(self.path))]
 
     @property
     def rules(self) -> list:
@@ -56,7 +65,7 @@ class Ruleset:
     def match(self, device: Device) -> tuple[int, str] | None:
         """(rank, why) if this rule set claims the device: IDs rank before class, class before driver."""
         best: tuple[int, str] | None = None
-        for m in self.file.matches:
+        for m in self.matches:
             hit = _match_one(m, device)
             if hit is not None and (best is None or hit[0] < best[0]):
                 best = hit
@@ -88,10 +97,48 @@ def _match_one(m, device: Device) -> tuple[int, str] | None:
 
 
 @dataclass
+class _Entry:
+    """What the library knows of one file before it is needed in full."""
+
+    name: str
+    matches: tuple
+    includes: tuple[str, ...]  # the included files' paths, as keys of the library
+    payload: bytes | None = None  # the pickled AST, from the cache
+    file: ast.RuleFile | None = None
+
+
 class Library:
-    files: dict[str, ast.RuleFile]
-    rulesets: dict[str, Ruleset] = field(default_factory=dict)
-    from_cache: bool = False
+    def __init__(self, entries: dict[str, _Entry], from_cache: bool = False):
+        self.entries = entries
+        self.from_cache = from_cache
+        self._compiled: dict[str, CompiledFile] = {}
+        self.rulesets = {e.name: Ruleset(self, path, e.name, e.matches) for path, e in entries.items()}
+
+    def file(self, path: str) -> ast.RuleFile:
+        entry = self.entries[path]
+        if entry.file is None:
+            entry.file = pickle.loads(entry.payload)
+        return entry.file
+
+    @property
+    def files(self) -> dict[str, ast.RuleFile]:
+        return {path: self.file(path) for path in self.entries}
+
+    def compiled(self, path: str) -> CompiledFile:
+        if path not in self._compiled:
+            self._compiled[path] = compile_file(self.file(path))
+        return self._compiled[path]
+
+    def closure(self, path: str) -> list[str]:
+        out: list[str] = []
+
+        def visit(p: str) -> None:
+            for target in self.entries[p].includes:
+                if target not in out and target != path:
+                    out.append(target)
+                    visit(target)
+        visit(path)
+        return out
 
     def matching(self, device: Device) -> list[tuple[Ruleset, str]]:
         """Rule sets for a device: those matching by ID or class; failing that, by driver/module."""
@@ -141,25 +188,18 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     texts = {str(f): f.read_bytes() for f in files}
     material = _cache_material(texts)
     key = _cache_key(material)
-    parsed = _cache_get(key, material) if use_cache else None
-    compiled = None
-    if parsed is not None:
-        try:  # a damaged cache entry must fail here, as a miss, never later
-            compiled = {path: compile_file(f) for path, f in parsed.items()}
-        except Exception:  # noqa: BLE001
-            parsed = None
-    from_cache = parsed is not None
-    if parsed is None:
-        parsed = _parse_all(texts, roots)
-        if use_cache:
-            _cache_put(key, material, parsed)
-    library = Library(parsed, from_cache=from_cache)
-    if compiled is None:
-        compiled = {path: compile_file(f) for path, f in parsed.items()}
-    for path, f in parsed.items():
-        parts = [compiled[path]] + [compiled[p] for p in _include_closure(path, parsed)]
-        library.rulesets[f.name or stem_of(path)] = Ruleset(f.name or stem_of(path), f, parts)
-    return library
+    entries = _cache_get(key, material) if use_cache else None
+    if entries is not None:
+        return Library(entries, from_cache=True)
+    parsed = _parse_all(texts, roots)
+    resolved = {str(Path(p).resolve()): p for p in parsed}
+    entries = {path: _Entry(f.name or stem_of(path), tuple(f.matches),
+                            tuple(resolved[str(_resolve_include(path, inc))] for inc in f.includes),
+                            file=f)
+               for path, f in parsed.items()}
+    if use_cache:
+        _cache_put(key, material, entries)
+    return Library(entries)
 
 
 def _parse_all(texts: dict[str, bytes], roots: list[Path]) -> dict[str, ast.RuleFile]:
@@ -229,20 +269,6 @@ def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path],
         raise RuleErrors(errors)
 
 
-def _include_closure(path: str, parsed: dict[str, ast.RuleFile]) -> list[str]:
-    by_resolved = {str(Path(p).resolve()): p for p in parsed}
-    out: list[str] = []
-
-    def visit(p: str) -> None:
-        for inc in parsed[p].includes:
-            target = by_resolved[str(_resolve_include(p, inc))]
-            if target not in out and target != path:
-                out.append(target)
-                visit(target)
-    visit(path)
-    return out
-
-
 def _cache_material(texts: dict[str, bytes]) -> bytes:
     parts = [f"{CACHE_FORMAT}:{__version__}".encode(), GRAMMAR.read_bytes()]
     for path in sorted(texts):
@@ -254,31 +280,38 @@ def _cache_key(material: bytes) -> str:
     return f"{zlib.crc32(material):08x}-{len(material):x}"
 
 
-def _cache_get(key: str, material: bytes) -> dict[str, ast.RuleFile] | None:
-    """The cached ASTs, or None: a cache that is missing, stale or damaged is simply rebuilt."""
+def _cache_get(key: str, material: bytes) -> dict[str, _Entry] | None:
+    """The cached entries, or None: a cache that is missing, stale or damaged is simply rebuilt."""
     base = cache_dir()
     if base is None:
         return None
     try:
-        data = (base / f"rules-{key}.pickle").read_bytes()
-        stored, checksum, payload = pickle.loads(data)
-        if stored != material or zlib.crc32(payload) != checksum:
+        stored, rows = pickle.loads((base / f"rules-{key}.pickle").read_bytes())
+        if stored != material:
             return None
-        return pickle.loads(payload)
+        entries = {}
+        for path, (name, matches, includes, checksum, payload) in rows.items():
+            if zlib.crc32(payload) != checksum:
+                return None
+            entries[path] = _Entry(name, matches, includes, payload)
+        return entries
     except Exception:  # noqa: BLE001 - any damage means a miss, never an error
         return None
 
 
-def _cache_put(key: str, material: bytes, parsed: dict[str, ast.RuleFile]) -> None:
+def _cache_put(key: str, material: bytes, entries: dict[str, _Entry]) -> None:
     base = cache_dir()
     if base is None:
         return
+    rows = {}
+    for path, e in entries.items():
+        payload = pickle.dumps(e.file, protocol=pickle.HIGHEST_PROTOCOL)
+        rows[path] = (e.name, e.matches, e.includes, zlib.crc32(payload), payload)
     try:
         base.mkdir(parents=True, exist_ok=True)
         tmp = base / f".rules-{key}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
-            payload = pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.dump((material, zlib.crc32(payload), payload), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((material, rows), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, base / f"rules-{key}.pickle")
     except OSError:
         pass  # a read-only home must not stop an answer
