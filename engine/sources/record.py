@@ -125,6 +125,11 @@ class _Reader:
         raise self.fail(node, f"{what} must look like '1000:0097', got {text!r}")
 
 
+def device_from_node(node: yaml.Node, path: str) -> Device:
+    """A record embedded in another YAML document (e.g. a case file's `device:`)."""
+    return _device(node, path)
+
+
 def _device(node: yaml.Node, path: str) -> Device:
     r = _Reader(path)
     top = r.mapping(node, _TOP_KEYS, "device record")
