@@ -14,7 +14,7 @@ from .model import Device, Platform
 from .score import Answer, Scored, answer
 from .units import format_size
 
-DEFAULT_STRATEGIES = ("qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "qemu", "off")
+DEFAULT_STRATEGIES = ("qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "pve-tools", "qemu", "off")
 BARSAFE = "barsafe"  # barsafe's own recommendation, audited like any strategy
 COUNTS = ("safe", "warn", "forbid", "refused", "no_pick")
 

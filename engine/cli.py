@@ -358,7 +358,7 @@ def add_rule_commands(sub, add_input) -> None:
                      help="comma-separated host page sizes (default 4K,16K,64K)")
     aud.add_argument("--no-io-space", action="store_true", help="hosts without I/O port space")
     aud.add_argument("--strategies", metavar="NAMES",
-                     help="comma-separated (default: qemu-rfc,reverse,extend-only,cloud-hypervisor,qemu,off);"
+                     help="comma-separated (default: qemu-rfc,reverse,extend-only,cloud-hypervisor,pve-tools,qemu,off);"
                           " barsafe's own pick is always a column")
     aud.add_argument("--rules", action="append", metavar="DIR")
     aud.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table")

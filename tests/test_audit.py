@@ -58,7 +58,7 @@ def test_json_shape_is_the_documented_one(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["page_sizes"] == ["4K", "64K"]
     assert list(data["strategies"]) == ["qemu-rfc", "reverse", "extend-only", "cloud-hypervisor",
-                                        "qemu", "off", "barsafe"]
+                                        "pve-tools", "qemu", "off", "barsafe"]
     cell = data["strategies"]["qemu"]["64K"]
     assert set(cell) == {"devices", "needs_relocation", "safe", "warn", "forbid", "refused", "no_pick",
                          "broken"}
