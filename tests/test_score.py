@@ -152,3 +152,34 @@ def test_emitted_libvirt_snippet_validates_once_merged_into_a_domain(tmp_path, c
     path.write_text(merged)
     proc = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_qemu_pba_correction_is_said_in_the_answer(lib, capsys):
+    dev = Device("00:01.1", vendor=0x1425, device=0x5803, bars=(Bar(0, BarKind.MEM64, 8 * 1024),),
+                 msix=Msix(4, 0, 0x0, 0, 0x8000))
+    a = answer(dev, Platform(4096), lib)
+    assert a.candidates[0].judgement.outcome.ok  # QEMU fixes the PBA itself: off is not refused
+    from engine.report import text
+    assert "QEMU PBA quirk: Chelsio T5 VF" in text.which(a)
+
+
+def test_sm2263_after_reset_off_is_refused_and_a_target_fixes_it(lib):
+    dev = Device("01:00.0", vendor=0x126F, device=0x2263, class_code=0x0108, modules=("nvme",),
+                 bars=(Bar(0, BarKind.MEM64, 16 * 1024),), msix=Msix(22, 0, 0x2000, 0, 0x2100))
+    a = answer(dev, Platform(4096), lib)
+    off = a.candidates[0]
+    assert off.verdict == "refused"
+    assert off.judgement.outcome.refused == "table & pba overlap, or they don't fit in BARs, or don't align"
+    assert a.needs_relocation and a.recommendation is not None
+    assert "QEMU refuses" in a.why
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 not installed")
+@pytest.mark.parametrize("target", ["bar0", "bar1", "bar2", "bar3", "bar4", "bar5"])
+def test_qemu_accepts_every_value_barsafe_can_emit(target):
+    from engine.report import config
+    device = config.qemu_device("0000:01:00.0", target).split(" ", 1)[1]
+    proc = subprocess.run(["qemu-system-x86_64", "-nodefaults", "-display", "none", "-S",
+                           "-machine", "q35,accel=tcg", "-device", device],
+                          capture_output=True, text=True, timeout=60)
+    assert "no such host device" in proc.stderr and "does not accept value" not in proc.stderr

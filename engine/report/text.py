@@ -132,6 +132,8 @@ def which(a) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
+    off = a.candidates[0].judgement.outcome
+    lines += [f"  note: {n}" for n in off.notes if n.startswith("QEMU PBA quirk")]
     rec = a.recommendation
     if rec is None:
         lines.append(f"  recommendation: none: {a.why}")
