@@ -108,7 +108,7 @@ def one_msix_device(devices: list[Device]) -> Device:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     device = one_msix_device(select(read_input(args), args.slot))
-    platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+    platform = platform_of(args)
     if args.all:
         names = strategies.all_names()
     elif args.target:
@@ -191,7 +191,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .rules import library
     from .score import judge
     device = one_msix_device(select(load(args.device), args.slot))
-    platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+    platform = platform_of(args)
     rules_path = Path(args.rules)
     if rules_path.is_file():
         lib = library.load([rules_path.parent])
@@ -262,7 +262,7 @@ def cmd_which(args: argparse.Namespace) -> int:
     from .rules import library
     from .score import answer
     devices = msix_devices(select(read_input(args), args.slot))
-    platform = Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+    platform = platform_of(args)
     lib = library.load(rule_paths(args.rules))
     answers = [answer(d, platform, lib) for d in devices]
     if args.emit:
@@ -338,6 +338,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_platform(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--page-size", type=page_size_arg, metavar="SIZE",
+                   help="host page size: 4K, 16K or 64K (default: this host's)")
+    p.add_argument("--no-io-space", action="store_true",
+                   help="the host has no I/O port space (arm64, ppc64): I/O BARs vanish")
+
+
+def platform_of(args: argparse.Namespace) -> Platform:
+    return Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
+
+
 def add_rule_commands(sub, add_input) -> None:
     exp = sub.add_parser("export", help="export data for other programs")
     exp_sub = exp.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -367,10 +378,7 @@ def add_rule_commands(sub, add_input) -> None:
 
     which = sub.add_parser("which", help="the safe x-msix-relocation target for each MSI-X device")
     add_input(which)
-    which.add_argument("--page-size", type=page_size_arg, metavar="SIZE",
-                       help="host page size: 4K, 16K or 64K (default: this host's)")
-    which.add_argument("--no-io-space", action="store_true",
-                       help="the host has no I/O port space (arm64, ppc64): I/O BARs vanish")
+    add_platform(which)
     which.add_argument("--rules", action="append", metavar="DIR",
                        help="rule files or directories (default: the shipped rules/); repeatable")
     which.add_argument("--json", action="store_true", help="JSON output")
@@ -397,8 +405,7 @@ def add_rule_commands(sub, add_input) -> None:
     explain.add_argument("rules", metavar="RULES", help="a rule file, or a directory to match from")
     explain.add_argument("device", metavar="DEVICE", help="lspci text, YAML record or sysfs directory")
     explain.add_argument("--slot", metavar="S")
-    explain.add_argument("--page-size", type=page_size_arg, metavar="SIZE")
-    explain.add_argument("--no-io-space", action="store_true")
+    add_platform(explain)
     what = explain.add_mutually_exclusive_group(required=True)
     what.add_argument("--target", choices=["off", *strategies.TARGETS])
     what.add_argument("--heuristic", choices=[h for h in strategies.HEURISTICS])
@@ -432,10 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="guest-visible layout after MSI-X relocation")
     add_input(sim)
-    sim.add_argument("--page-size", type=page_size_arg, metavar="SIZE",
-                     help="host page size: 4K, 16K or 64K (default: this host's)")
-    sim.add_argument("--no-io-space", action="store_true",
-                     help="the host has no I/O port space (arm64, ppc64): I/O BARs vanish")
+    add_platform(sim)
     what = sim.add_mutually_exclusive_group(required=True)
     what.add_argument("--target", choices=strategies.TARGETS, help="relocate to this BAR")
     what.add_argument("--heuristic", choices=[h for h in strategies.HEURISTICS],
