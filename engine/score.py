@@ -42,7 +42,7 @@ def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Rule
         if trace is not None:
             trace.append(f"QEMU refuses: {outcome.refused}")
         return Judgement(outcome, ())
-    candidate = Candidate(native_layout(device, platform), outcome.layout, platform, strategy)
+    candidate = Candidate(native_layout(device, platform), outcome.layout, platform, strategy, device)
     violations: list[Violation] = [_from_finding(f, candidate) for f in outcome.findings]
     if trace is not None:
         trace.extend(f"simulator: {f.severity} {f.rule}: {f.message}" for f in outcome.findings)

@@ -61,7 +61,7 @@ def compiled(text: str):
 def candidate(strategy: str, device: Device = SEED, platform: Platform = P64) -> Candidate:
     outcome = strategies.run(strategy, device, platform)
     assert outcome.ok, outcome.refused
-    return Candidate(native_layout(device, platform), outcome.layout, platform, strategy)
+    return Candidate(native_layout(device, platform), outcome.layout, platform, strategy, device)
 
 
 def run(cond: str, strategy: str, guard: str | None = None, device: Device = SEED,
@@ -465,3 +465,29 @@ def test_cli_explain_with_a_rule_file_and_a_safe_target(capsys):
     out = capsys.readouterr().out
     assert code == 0 and "verdict: safe" in out
     assert "role regs = first memory BAR: native BAR1, relocated BAR1" in out
+
+
+def test_ordinal_roles_with_range_and_size_filter():
+    """second/third memory BAR, `in barA..barB` and `with size` resolve like the drivers' loops."""
+    from engine.model import Bar, BarKind
+    from engine.relocate import Layout
+    from engine.rules import ast
+    from engine.rules.compile import resolve
+    layout = Layout((Bar(0, BarKind.IO, 256), Bar(1, BarKind.MEM32, 256), Bar(2, BarKind.MEM64, 1 << 20),
+                     Bar(4, BarKind.MEM64, 16 << 10)), None)
+    assert resolve(ast.Ordinal("second", "memory"), layout) == 2
+    assert resolve(ast.Ordinal("third", "memory"), layout) == 4
+    assert resolve(ast.Ordinal("third", "memory", 0, 3), layout) is None
+    assert resolve(ast.Ordinal("first", "memory", size_op=">=", size=4096), layout) == 2
+    assert resolve(ast.Ordinal("last", "memory", 0, 3), layout) == 2
+
+
+def test_added_device_id_and_revision_conditions():
+    fails("bar0 added", "off", "not added")
+    holds("bar0 added", "bar0", "BAR0 added by relocation")
+    holds("regs added", "bar0", "added by relocation")
+    holds("device id 1000:0097", "bar0", "device is 1000:0097")
+    holds("device id 1000:*", "bar0", "device is 1000:0097")
+    fails("device id 10ec:8168", "bar0", "device is 1000:0097")
+    holds("revision == 0x02", "bar0", "revision 0x02")
+    fails("revision >= 0x07", "bar0", "revision 0x02 (needs >= 0x07)")

@@ -515,7 +515,7 @@ def test_bad_size_in_an_example():
 def test_unterminated_statement_reports_what_was_expected():
     (e,) = errors_of('ruleset t\nrole r =\n')
     assert e.message.startswith("statement ends too early")
-    assert "first or last" in e.message and where(e)[:2] == ("t.rules", 2)
+    assert "first, second, third or last" in e.message and where(e)[:2] == ("t.rules", 2)
 
 
 def test_unterminated_string():

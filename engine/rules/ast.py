@@ -113,8 +113,12 @@ class Fixed(Node):
 
 
 class Ordinal(Node):
-    order: str  # first | last
+    order: str  # first | second | third | last
     kind: str  # memory | io | 64bit | prefetchable
+    low: int = 0  # only BARs low..high count (`in bar0..bar3`)
+    high: int = 5
+    size_op: str | None = None  # only BARs whose size passes (`with size >= 1540`)
+    size: int | None = None
 
 
 class Largest(Node):
@@ -198,8 +202,34 @@ class CountUnchanged(Node):
     span: Span = NO_SPAN
 
 
+class Added(Node):
+    """`bar4 added`: relocation added the BAR the reference names."""
+
+    ref: Ref
+    span: Span = NO_SPAN
+
+
+class DeviceId(Node):
+    """`device id 1da3:0001`: the rule is about this device (IDs may be *)."""
+
+    vendor: int | None
+    device: int | None
+    subsystem_vendor: int | None = None
+    subsystem_device: int | None = None
+    has_subsystem: bool = False
+    span: Span = NO_SPAN
+
+
+class RevisionCmp(Node):
+    """`revision >= 0x07`: the PCI revision ID, as drivers test it."""
+
+    op: str
+    value: int
+    span: Span = NO_SPAN
+
+
 Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeUnchanged,
-             EndUnchanged, NoBarAdded, NoBarExtended, CountUnchanged]
+             EndUnchanged, NoBarAdded, NoBarExtended, CountUnchanged, Added, DeviceId, RevisionCmp]
 
 
 # --- statements ---------------------------------------------------------------------------

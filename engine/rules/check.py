@@ -19,7 +19,7 @@ from .ast import stem_of
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
               ("64bit", "32bit")]
-RESERVED = {"ruleset", "describe", "source", "include", "match", "role", "rule", "example",
+RESERVED = {"added", "device", "id", "revision", "second", "third", "with", "ruleset", "describe", "source", "include", "match", "role", "rule", "example",
             "require", "when", "else", "forbid", "warn", "native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
             "no", "added", "below", "extended", "count", "first", "last", "largest", "msix",
             "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
@@ -74,6 +74,9 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
 def _check_roles(f: ast.RuleFile, err) -> dict[str, ast.Role]:
     roles: dict[str, ast.Role] = {}
     for role in f.roles:
+        sel = role.selector
+        if isinstance(sel, ast.Ordinal) and sel.low > sel.high:
+            err(role, f"empty range bar{sel.low}..bar{sel.high}: write the lower BAR first")
         if role.name in roles:
             err(role, f"role '{role.name}' already defined at line {roles[role.name].span.line}")
         elif re.fullmatch(r"bar[0-9]+", role.name) or role.name in RESERVED:
@@ -123,8 +126,8 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
             if isinstance(atom, ast.Stays) and atom.ref.bar is not None:
                 err(atom, f"'bar{atom.ref.bar} stays' always holds: 'stays' compares where a role"
                           f" resolves; for a fixed BAR use 'unchanged' or an attribute")
-            if isinstance(atom, (ast.Stays, ast.Unchanged, ast.SizeUnchanged, ast.EndUnchanged)) \
-                    and atom.ref.native:
+            if isinstance(atom, (ast.Stays, ast.Unchanged, ast.SizeUnchanged, ast.EndUnchanged,
+                                 ast.Added)) and atom.ref.native:
                 err(atom, "'native' compares nothing here: this predicate already compares the"
                           " native and relocated layouts")
         if not rule.message.value.strip():

@@ -32,11 +32,13 @@ class Candidate:
     added and extended BARs, role resolutions), so rules only read them.
     """
 
-    __slots__ = ("native", "relocated", "platform", "strategy", "nat", "rel", "added", "extended",
-                 "_roles_nat", "_roles_rel")
+    __slots__ = ("native", "relocated", "platform", "strategy", "device", "nat", "rel", "added",
+                 "extended", "_roles_nat", "_roles_rel")
 
-    def __init__(self, native: Layout, relocated: Layout, platform: Platform, strategy: str = "off"):
+    def __init__(self, native: Layout, relocated: Layout, platform: Platform, strategy: str = "off",
+                 device: Device | None = None):
         self.native, self.relocated, self.platform, self.strategy = native, relocated, platform, strategy
+        self.device = device  # for `device id` and `revision` conditions
         self.nat = {b.index: b for b in native.bars}
         self.rel = {b.index: b for b in relocated.bars}
         self.added = frozenset(i for i in self.rel if i not in self.nat)
@@ -67,12 +69,22 @@ def describe_bar(bar: Bar | None, index: int | None = None) -> str:
     return f"BAR{bar.index} is {width} {pre} memory, {format_size(bar.size)}"
 
 
+_KIND_WORDS = {"memory": "memory", "io": "I/O", "64bit": "64-bit", "prefetchable": "prefetchable"}
+_KIND_TESTS = {"memory": lambda b: not b.is_io, "io": lambda b: b.is_io,
+               "64bit": lambda b: b.is_64bit, "prefetchable": lambda b: b.prefetchable}
+_NTH = {"first": 0, "second": 1, "third": 2}
+
+
 def selector_text(selector: ast.Selector) -> str:
     if isinstance(selector, ast.Fixed):
         return f"BAR{selector.index}"
     if isinstance(selector, ast.Ordinal):
-        kind = {"memory": "memory", "io": "I/O", "64bit": "64-bit", "prefetchable": "prefetchable"}
-        return f"{selector.order} {kind[selector.kind]} BAR"
+        text = f"{selector.order} {_KIND_WORDS[selector.kind]} BAR"
+        if (selector.low, selector.high) != (0, 5):
+            text += f" among BAR{selector.low}-BAR{selector.high}"
+        if selector.size_op:
+            text += f" of size {selector.size_op} {format_size(selector.size)}"
+        return text
     if isinstance(selector, ast.Largest):
         return "largest BAR"
     return "BAR holding the MSI-X table"
@@ -87,12 +99,14 @@ def resolve(selector: ast.Selector, layout: Layout) -> int | None:
     bars = sorted(layout.bars, key=lambda b: b.index)
     if isinstance(selector, ast.Largest):
         return max(bars, key=lambda b: (b.size, -b.index)).index if bars else None
-    keep = {"memory": lambda b: not b.is_io, "io": lambda b: b.is_io,
-            "64bit": lambda b: b.is_64bit, "prefetchable": lambda b: b.prefetchable}[selector.kind]
-    found = [b.index for b in bars if keep(b)]
-    if not found:
-        return None
-    return found[0] if selector.order == "first" else found[-1]
+    keep = _KIND_TESTS[selector.kind]
+    size_ok = (lambda b: True) if not selector.size_op else (
+        lambda b, op=_OPS[selector.size_op], n=selector.size: op(b.size, n))
+    found = [b.index for b in bars if selector.low <= b.index <= selector.high and keep(b) and size_ok(b)]
+    if selector.order == "last":
+        return found[-1] if found else None
+    n = _NTH[selector.order]
+    return found[n] if len(found) > n else None
 
 
 @dataclass(frozen=True)
@@ -345,6 +359,48 @@ class _Compiler:
             return (f"relocation extends BAR{i} from {format_size(c.nat[i].size)}"
                     f" to {format_size(c.rel[i].size)}")
         return (lambda c: not c.extended), explain
+
+    def c_Added(self, node: ast.Added):
+        ref, name = node.ref, self.name(node.ref)
+
+        def test(c: Candidate) -> bool:
+            return self.index(ref, c, False) in c.added
+
+        def explain(c: Candidate) -> str:
+            i = self.index(ref, c, False)
+            if i is None:
+                return f"{name} resolves to no BAR"
+            return (f"{name}: BAR{i} added by relocation ({describe_bar(c.rel.get(i))})" if i in c.added
+                    else f"{name}: BAR{i} not added by relocation")
+        return test, explain
+
+    def c_DeviceId(self, node: ast.DeviceId):
+        def test(c: Candidate) -> bool:
+            d = c.device
+            if d is None or d.vendor is None:
+                return False
+            ok = node.vendor in (None, d.vendor) and node.device in (None, d.device)
+            if node.has_subsystem:
+                ok = ok and node.subsystem_vendor in (None, d.subsystem_vendor) and \
+                    node.subsystem_device in (None, d.subsystem_device)
+            return ok
+
+        def explain(c: Candidate) -> str:
+            ident = c.device.id_text if c.device is not None else "????:????"
+            return f"device is {ident}"
+        return test, explain
+
+    def c_RevisionCmp(self, node: ast.RevisionCmp):
+        op, value = _OPS[node.op], node.value
+
+        def test(c: Candidate) -> bool:
+            return c.device is not None and c.device.revision is not None and op(c.device.revision, value)
+
+        def explain(c: Candidate) -> str:
+            rev = c.device.revision if c.device is not None else None
+            shown = "unknown" if rev is None else f"{rev:#04x}"
+            return f"revision {shown} (needs {node.op} {value:#04x})"
+        return test, explain
 
     def c_CountUnchanged(self, node: ast.CountUnchanged):
         def explain(c: Candidate) -> str:

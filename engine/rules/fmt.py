@@ -60,6 +60,13 @@ def cond(c: ast.Cond, parent: type | None = None) -> str:
         return "no bar extended"
     if isinstance(c, ast.CountUnchanged):
         return "bar count unchanged"
+    if isinstance(c, ast.Added):
+        return f"{ref(c.ref)} added"
+    if isinstance(c, ast.DeviceId):
+        sub = f" subsystem {_id(c.subsystem_vendor, c.subsystem_device)}" if c.has_subsystem else ""
+        return f"device id {_id(c.vendor, c.device)}{sub}"
+    if isinstance(c, ast.RevisionCmp):
+        return f"revision {c.op} {c.value:#04x}"
     raise TypeError(c)
 
 
@@ -77,7 +84,9 @@ def selector(s: ast.Selector) -> str:
     if isinstance(s, ast.Fixed):
         return f"bar{s.index}"
     if isinstance(s, ast.Ordinal):
-        return f"{s.order} {s.kind} bar"
+        within = f" in bar{s.low}..bar{s.high}" if (s.low, s.high) != (0, 5) else ""
+        size = f" with size {s.size_op} {format_size(s.size)}" if s.size_op else ""
+        return f"{s.order} {s.kind} bar{within}{size}"
     if isinstance(s, ast.Largest):
         return "largest bar"
     return "msix bar"

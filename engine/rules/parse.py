@@ -27,8 +27,8 @@ _SHOWN = {
     "NAME": "a name", "MODNAME": "a driver or module name", "STRING": "a \"string\"",
     "PCI_ID": "an ID like 1000:0097", "HEX": "a hex number like 0x0107", "SIZE": "a size like 64K",
     "INT": "a number", "INDEX": "a BAR number 0-5", "BAR": "bar0..bar5", "CMP": "a comparison (== >= <= ...)",
-    "SEVERITY": "forbid or warn", "VERDICT": "safe, warn, forbid or refused", "ORDER": "first or last",
-    "KIND": "memory, io, 64bit or prefetchable", "ATTR": "memory, io, 64bit, 32bit, prefetchable or implemented",
+    "SEVERITY": "forbid or warn", "VERDICT": "safe, warn, forbid or refused", "ORDER": "first, second, third or last",
+    "KIND": "memory, io, 64bit or prefetchable", "HEXBYTE": "a hex byte like 0x07", "ATTR": "memory, io, 64bit, 32bit, prefetchable or implemented",
     "STRATEGY": "a strategy (bar0..bar5, off, qemu-rfc, ...)", "BARKIND": "io, mem32 or mem64",
     "NATIVE": "native", "NOT": "not", "NOIO": "no-io-space", "PREFETCH": "prefetchable",
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "COLON": "':'",
@@ -124,7 +124,17 @@ class _ToAst(Transformer):
         return ast.Fixed(int(str(items[0])[3:]))
 
     def select_ordinal(self, items):
-        return ast.Ordinal(str(items[0]), str(items[1]))
+        fields = {}
+        for item in items[2:]:
+            fields.update(item)
+        return ast.Ordinal(str(items[0]), str(items[1]), **fields)
+
+    def within(self, items):
+        low, high = (int(str(t)[3:]) for t in items)
+        return {"low": low, "high": high}
+
+    def with_size(self, items):
+        return {"size_op": str(items[0]), "size": parse_size(items[1])}
 
     def select_largest(self, items):
         return ast.Largest()
@@ -202,6 +212,22 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def count_unchanged(self, meta, items):
         return ast.CountUnchanged(self._span(meta))
+
+    @v_args(meta=True)
+    def added(self, meta, items):
+        return ast.Added(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def device_id(self, meta, items):
+        v, d = (_id_part(p) for p in str(items[0]).split(":"))
+        if len(items) > 1:
+            sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
+            return ast.DeviceId(v, d, sv, sd, True, self._span(meta))
+        return ast.DeviceId(v, d, span=self._span(meta))
+
+    @v_args(meta=True)
+    def revision_cmp(self, meta, items):
+        return ast.RevisionCmp(str(items[0]), int(str(items[1]), 16), self._span(meta))
 
     @v_args(meta=True)
     def example(self, meta, items):
