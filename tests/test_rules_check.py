@@ -246,7 +246,7 @@ def test_example_with_device_and_inline_bars():
     text = ('ruleset t\nexample "e" {\n    device "d.yaml"\n    bar0 mem32 4K\n'
             '    msix 1 table bar0 0x0 pba bar0 0x800\n    expect off safe\n}\n')
     assert problems(text) == [
-        (2, "an example takes either 'device \"FILE\"' or inline 'bar'/'msix' lines, not both")]
+        (2, "an example takes either 'device \"FILE\"' or inline 'id'/'revision'/'bar'/'msix' lines, not both")]
 
 
 def test_inline_example_needs_msix():

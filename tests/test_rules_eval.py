@@ -491,3 +491,114 @@ def test_added_device_id_and_revision_conditions():
     fails("device id 10ec:8168", "bar0", "device is 1000:0097")
     holds("revision == 0x02", "bar0", "revision 0x02")
     fails("revision >= 0x07", "bar0", "revision 0x02 (needs >= 0x07)")
+
+
+# --- ordinal roles: second/third, `in barA..barB`, `with size` -------------------------------
+
+# I/O BAR0, 32-bit 4K BAR1, 64-bit prefetchable 1M BAR2 (with BAR3 its upper half), 32-bit 16K
+# BAR4, 32-bit 256-byte BAR5: five BARs, four of them memory.  Listed out of order on purpose:
+# resolution goes by BAR index, as the drivers' `for (i = 0; i < 6; i++)` loops do.
+MULTI = Layout((Bar(4, BarKind.MEM32, 16 * KiB), Bar(0, BarKind.IO, 256), Bar(5, BarKind.MEM32, 256),
+                Bar(2, BarKind.MEM64, 1024 * KiB, prefetchable=True), Bar(1, BarKind.MEM32, 4 * KiB)), None)
+
+
+def selector(text: str) -> ast.Selector:
+    (role,) = parse(f"ruleset t\nrole r = {text}\n", "t.rules").roles
+    return role.selector
+
+
+@pytest.mark.parametrize("text, index", [
+    ("first memory bar", 1), ("second memory bar", 2), ("third memory bar", 4), ("last memory bar", 5),
+    ("first io bar", 0), ("second io bar", None), ("last io bar", 0),
+    ("first 64bit bar", 2), ("second 64bit bar", None), ("last 64bit bar", 2),
+    ("first prefetchable bar", 2), ("second prefetchable bar", None),
+    # ranges are inclusive at both ends
+    ("first memory bar in bar2..bar5", 2), ("second memory bar in bar2..bar5", 4),
+    ("third memory bar in bar2..bar5", 5), ("last memory bar in bar0..bar4", 4),
+    ("third memory bar in bar0..bar4", 4), ("last memory bar in bar1..bar1", 1),
+    ("first memory bar in bar0..bar0", None),  # BAR0 is I/O
+    ("first memory bar in bar3..bar3", None),  # the upper half of 64-bit BAR2 is no BAR of its own
+    ("first 64bit bar in bar3..bar5", None),
+    ("first io bar in bar1..bar5", None),
+    ("first memory bar in bar4..bar1", None),  # backwards: nothing (check() rejects it)
+    # size filters compare the BAR's size in this layout
+    ("first memory bar with size >= 4K", 1), ("second memory bar with size >= 4K", 2),
+    ("third memory bar with size >= 4K", 4), ("last memory bar with size >= 4K", 4),
+    ("first memory bar with size > 4K", 2), ("first memory bar with size < 4K", 5),
+    ("first memory bar with size <= 4K", 1), ("first memory bar with size == 16K", 4),
+    ("first memory bar with size != 4K", 2), ("last memory bar with size != 256", 4),
+    ("first memory bar with size >= 1T", None), ("first io bar with size == 256", 0),
+    ("first prefetchable bar with size < 1M", None),
+    # both: the range first, then the size
+    ("second memory bar in bar1..bar4 with size <= 16K", 4),
+    ("first memory bar in bar3..bar5 with size > 16K", None),
+    ("last memory bar in bar0..bar3 with size >= 4K", 2),
+    ("second 64bit bar in bar0..bar5 with size >= 0", None),
+])
+def test_ordinal_resolution_on_several_memory_bars(text, index):
+    assert resolve(selector(text), MULTI) == index
+
+
+def evaluate(roles: str, cond: str, strategy: str) -> tuple[bool, str, list[str]]:
+    """(holds, the rule's trace line, the whole trace) of `require cond` on the seed at strategy."""
+    cf = compiled(f"ruleset t\n{roles}\nrule r:\n    require {cond}\n    else warn \"m\"\n")
+    trace: list[str] = []
+    violations = cf.evaluate(candidate(strategy), trace)
+    assert trace[-1].startswith("  rule r ")
+    return not violations, trace[-1], trace
+
+
+SEED_ROLES = """
+role mem2 = second memory bar
+role mem2hi = second memory bar in bar1..bar5
+role mem3 = third memory bar
+role lastlow = last memory bar in bar0..bar4
+role lastmem = last memory bar
+role big = first memory bar with size >= 128K
+role bighi = first memory bar in bar2..bar5 with size >= 128K
+"""
+
+
+def test_an_added_bar0_shifts_second_memory_bar_but_not_a_range_above_it():
+    # Seed natively: memory BAR1 (64K) and BAR3 (256K).  bar0 adds a memory BAR0 before both.
+    ok, line, trace = evaluate(SEED_ROLES, "mem2 stays", "bar0")
+    assert not ok
+    assert "mem2 (second memory BAR) was BAR3, becomes BAR1" in line
+    assert "added" not in line  # BAR1 was already there: the role moved onto an old BAR
+    assert "  role mem2 = second memory BAR: native BAR3, relocated BAR1" in trace
+    ok, line, trace = evaluate(SEED_ROLES, "mem2hi stays", "bar0")
+    assert ok, line
+    assert "mem2hi (second memory BAR among BAR1-BAR5) is BAR3 before and after" in line
+    assert "  role mem2hi = second memory BAR among BAR1-BAR5: native BAR3, relocated BAR3" in trace
+
+
+def test_third_memory_bar_appears_when_relocation_adds_one():
+    ok, line, _ = evaluate(SEED_ROLES, "mem3 stays", "bar5")
+    assert not ok and "mem3 (third memory BAR) was none, becomes BAR5, added by relocation" in line
+    ok, line, _ = evaluate(SEED_ROLES, "mem3 added", "bar5")
+    assert ok and "BAR5 added by relocation" in line
+    ok, line, _ = evaluate(SEED_ROLES, "mem3 added", "bar3")
+    assert not ok and line.endswith("mem3 (third memory BAR) resolves to no BAR")
+    ok, line, _ = evaluate(SEED_ROLES, "mem3 stays", "bar3")
+    assert ok and "is none before and after" in line
+
+
+def test_a_range_keeps_last_memory_bar_off_an_added_bar5():
+    ok, line, _ = evaluate(SEED_ROLES, "lastmem stays", "bar5")
+    assert not ok and "was BAR3, becomes BAR5, added by relocation" in line
+    ok, line, _ = evaluate(SEED_ROLES, "lastlow stays", "bar5")
+    assert ok and "lastlow (last memory BAR among BAR0-BAR4) is BAR3 before and after" in line
+
+
+def test_a_size_filter_sees_the_relocated_size():
+    # bar1 doubles BAR1 to 128K: it now passes `with size >= 128K` and comes before BAR3.
+    ok, line, trace = evaluate(SEED_ROLES, "big stays", "bar1")
+    assert not ok
+    assert "big (first memory BAR of size >= 128K) was BAR3, becomes BAR1" in line
+    assert "  role big = first memory BAR of size >= 128K: native BAR3, relocated BAR1" in trace
+    ok, line, _ = evaluate(SEED_ROLES, "bighi stays", "bar1")  # the range leaves BAR1 out
+    assert ok and "(first memory BAR among BAR2-BAR5 of size >= 128K) is BAR3 before and after" in line
+    ok, line, _ = evaluate(SEED_ROLES, "big stays", "bar3")  # extending BAR3 itself changes nothing
+    assert ok, line
+    ok, line, _ = evaluate(SEED_ROLES, "big size >= 512K and native big size == 256K", "bar3")
+    assert ok and "native big (first memory BAR of size >= 128K): BAR3 size 256K" in line

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from engine.errors import RuleErrors
 from engine.rules import ast
-from engine.rules.check import RESERVED
+from engine.rules.check import RESERVED, check
 from engine.rules.fmt import fmt
 from engine.rules.parse import GRAMMAR, STATEMENT_KEYWORDS, parse
-from engine.units import parse_size
+from engine.units import format_size, parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "rules").rglob("*.rules"))
@@ -134,9 +134,9 @@ def texts(draw, max_pieces: int = 3) -> tuple[list[str], ast.Text]:
 
 @st.composite
 def sizes(draw) -> tuple[str, int]:
-    suffix = draw(st.sampled_from(["", "K", "M", "G"]))
-    # below 1024G: fmt writes 1024G as "1T", which the grammar has no word for (bug, see below)
-    number = draw(st.integers(0, 1023 if suffix == "G" else 99999))
+    suffix = draw(st.sampled_from(["", "K", "M", "G", "T"]))
+    # any number: fmt writes 1024G as "1T" and 1024T as "1024T", both words of the grammar
+    number = draw(st.integers(0, 99999))
     zeros = "0" * draw(st.integers(0, 1))
     token = zeros + str(number) + suffix
     return token, parse_size(token)
@@ -145,6 +145,13 @@ def sizes(draw) -> tuple[str, int]:
 @st.composite
 def hexes(draw, digits: int = 5) -> tuple[str, int]:
     token = "0x" + draw(st.from_regex(rf"[0-9a-fA-F]{{1,{digits}}}", fullmatch=True))
+    return token, int(token, 16)
+
+
+@st.composite
+def hex_bytes(draw) -> tuple[str, int]:
+    """A revision: one or two hex digits, either case (fmt writes two, lower case)."""
+    token = "0x" + draw(st.from_regex(r"[0-9a-fA-F]{1,2}", fullmatch=True))
     return token, int(token, 16)
 
 
@@ -168,9 +175,29 @@ def refs(draw, roles: list[str]) -> tuple[list[str], ast.Ref]:
 
 
 @st.composite
+def new_atoms(draw, roles: list[str]) -> tuple[list[str], ast.Cond]:
+    """`REF added`, `device id V:D [subsystem V:D]`, `revision OP 0xNN`."""
+    kind = draw(st.sampled_from(["added", "device", "revision"]))
+    if kind == "device":
+        token, v, d = draw(pci_ids())
+        if draw(st.booleans()):
+            stoken, sv, sd = draw(pci_ids())
+            return ["device", "id", token, "subsystem", stoken], ast.DeviceId(v, d, sv, sd, True)
+        return ["device", "id", token], ast.DeviceId(v, d)
+    if kind == "revision":
+        op = draw(st.sampled_from(["==", "!=", ">=", "<=", ">", "<"]))
+        token, value = draw(hex_bytes())
+        return ["revision", op, token], ast.RevisionCmp(op, value)
+    rt, r = draw(refs(roles))  # `native bar0 added` parses; check() rejects it (tested below)
+    return [*rt, "added"], ast.Added(r)
+
+
+@st.composite
 def atoms(draw, roles: list[str]) -> tuple[list[str], ast.Cond]:
     kind = draw(st.sampled_from(["stays", "is", "cmp", "in", "unchanged", "size-unchanged",
-                                 "end-unchanged", "added", "extended", "count"]))
+                                 "end-unchanged", "added", "extended", "count", "new", "new"]))
+    if kind == "new":
+        return draw(new_atoms(roles))
     if kind == "added":
         if draw(st.booleans()):
             rt, r = draw(refs(roles))
@@ -232,6 +259,27 @@ def conds(draw, roles: list[str], depth: int = 3) -> tuple[list[str], ast.Cond]:
             tokens += ([word] if i else []) + pt
         node = cls(tuple(pn for _, pn in parts))
     return tokens, node
+
+
+@st.composite
+def ordinals(draw) -> tuple[list[str], ast.Ordinal]:
+    """`ORDER KIND bar [in barA..barB] [with size OP SIZE]`: the range may be the full one
+    (bar0..bar5, which fmt leaves out) or backwards (parses; check() rejects it)."""
+    order = draw(st.sampled_from(["first", "second", "third", "last"]))
+    kind = draw(st.sampled_from(["memory", "io", "64bit", "prefetchable"]))
+    tokens, fields = [order, kind, "bar"], {}
+    if draw(st.booleans()):
+        low, high = draw(st.integers(0, 5)), draw(st.integers(0, 5))
+        if draw(st.integers(0, 4)):
+            low, high = min(low, high), max(low, high)
+        tokens += ["in", f"bar{low}", "..", f"bar{high}"]
+        fields.update(low=low, high=high)
+    if draw(st.booleans()):
+        op = draw(st.sampled_from(["==", "!=", ">=", "<=", ">", "<"]))
+        token, value = draw(sizes())
+        tokens += ["with", "size", op, token]
+        fields.update(size_op=op, size=value)
+    return tokens, ast.Ordinal(order, kind, **fields)
 
 
 @st.composite
@@ -307,14 +355,13 @@ def statements(draw, roles: list[str]) -> tuple[list[str], ast.Statement, bool]:
         return ["match", "class", token], ast.MatchClass(value), False
     if kind == "role":
         name = draw(names)
-        sel = draw(st.sampled_from(["fixed", "ordinal", "largest", "msix"]))
+        sel = draw(st.sampled_from(["fixed", "ordinal", "ordinal", "largest", "msix"]))
         if sel == "fixed":
             i = draw(st.integers(0, 5))
             return ["role", name, "=", f"bar{i}"], ast.Role(name, ast.Fixed(i)), False
         if sel == "ordinal":
-            order = draw(st.sampled_from(["first", "last"]))
-            kind_ = draw(st.sampled_from(["memory", "io", "64bit", "prefetchable"]))
-            return ["role", name, "=", order, kind_, "bar"], ast.Role(name, ast.Ordinal(order, kind_)), False
+            tokens, selector_ = draw(ordinals())
+            return ["role", name, "=", *tokens], ast.Role(name, selector_), True
         if sel == "largest":
             return ["role", name, "=", "largest", "bar"], ast.Role(name, ast.Largest()), False
         return ["role", name, "=", "msix", "bar"], ast.Role(name, ast.MsixBar()), False
@@ -339,7 +386,7 @@ def statements(draw, roles: list[str]) -> tuple[list[str], ast.Statement, bool]:
     return tokens, ast.Example(title, tuple(n for _, n in items)), True
 
 
-PUNCT = set("(){}:,=")
+PUNCT = set("(){}:,=") | {".."}
 SEPARATORS = [" ", "  ", "\t", "\n", "\n    ", "\n\n", " \t ", "\n\t"]
 
 
@@ -394,13 +441,268 @@ def test_generated_files_parse_to_their_ast_and_fmt_round_trips(generated):
         assert c in formatted, (c, formatted)
 
 
+FOCUSED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _canonical_ordinal(o: ast.Ordinal) -> str:
+    """How fmt must print an ordinal selector, written out here from the docs' form."""
+    text = f"{o.order} {o.kind} bar"
+    if (o.low, o.high) != (0, 5):
+        text += f" in bar{o.low}..bar{o.high}"
+    if o.size_op is not None:
+        text += f" with size {o.size_op} {format_size(o.size)}"
+    return text
+
+
+@FOCUSED
+@given(ordinals(), st.sampled_from(SEPARATORS), st.booleans(), st.data())
+def test_generated_ordinal_selectors_parse_and_print_canonically(generated, gap, tight, data):
+    """Also with a comment between two of its tokens: fmt moves it above the role."""
+    tokens, expected = generated
+    comment_after = data.draw(st.none() | st.integers(0, len(tokens) - 2))
+    text = tokens[0]
+    for i, (prev, token) in enumerate(zip(tokens, tokens[1:])):
+        sep = "" if tight and ".." in (prev, token) else gap
+        if i == comment_after:
+            sep = " # in the role\n    "
+        text += sep + token
+    f = parse(f"ruleset t\nrole r = {text}\n", "t.rules")
+    assert f.roles[0].selector == expected
+    out = fmt(f)
+    above = "" if comment_after is None else "# in the role\n"
+    assert out == f"ruleset t\n\n{above}role r = {_canonical_ordinal(expected)}\n"
+    assert parse(out, "t.rules").statements == f.statements
+    assert fmt(parse(out, "t.rules")) == out
+
+
+def _canonical_atom(c: ast.Cond, tokens: list[str]) -> str:
+    if isinstance(c, ast.Added):
+        return f"{c.ref.text} added"
+    if isinstance(c, ast.DeviceId):  # IDs: four lower-case digits or *, as written
+        return " ".join(t.lower() for t in tokens)
+    assert isinstance(c, ast.RevisionCmp)
+    return f"revision {c.op} 0x{c.value:02x}"
+
+
+@FOCUSED
+@given(new_atoms(["regs", "ctl-2"]), st.sampled_from(SEPARATORS))
+def test_generated_new_atoms_parse_and_print_canonically(generated, gap):
+    tokens, expected = generated
+    text = f"ruleset t\nrole regs = bar1\nrole ctl-2 = bar2\nrule a: require {gap.join(tokens)} else warn \"m\"\n"
+    f = parse(text, "t.rules")
+    assert f.rules[0].cond == expected
+    out = fmt(f)
+    assert f"\n    require {_canonical_atom(expected, tokens)}\n    else warn \"m\"\n" in out
+    assert parse(out, "t.rules").statements == f.statements
+    assert fmt(parse(out, "t.rules")) == out
+
+
+NEW_RESERVED = ["second", "third", "with", "added", "device", "id", "revision"]
+
+
+def test_generated_names_avoid_the_new_reserved_words():
+    assert set(NEW_RESERVED) <= RESERVED
+    assert RESERVED <= KEYWORDS
+    assert not [w for w in sorted(RESERVED | GRAMMAR_WORDS) if _usable(w)]
+    assert _usable("second_x") and _usable("withal") and _usable("device-2")
+
+
+# --- the new constructs, one at a time ------------------------------------------------------
+
+def role_of(selector_text: str) -> ast.Role:
+    (role,) = parse(f"ruleset t\nrole r = {selector_text}\n", "t.rules").roles
+    return role
+
+
+def fmt_role(selector_text: str) -> str:
+    return fmt(parse(f"ruleset t\nrole r = {selector_text}\n", "t.rules")).splitlines()[-1]
+
+
+@pytest.mark.parametrize("text, node, canonical", [
+    ("second memory bar", ast.Ordinal("second", "memory"), "second memory bar"),
+    ("third io bar", ast.Ordinal("third", "io"), "third io bar"),
+    ("first memory bar in bar0..bar3 with size >= 4K",
+     ast.Ordinal("first", "memory", 0, 3, ">=", 4096), "first memory bar in bar0..bar3 with size >= 4K"),
+    ("first  memory bar in bar0 .. bar3\n   with size>=4096",
+     ast.Ordinal("first", "memory", 0, 3, ">=", 4096), "first memory bar in bar0..bar3 with size >= 4K"),
+    ("second 64bit bar in bar2..bar5", ast.Ordinal("second", "64bit", low=2), "second 64bit bar in bar2..bar5"),
+    ("last prefetchable bar in bar3..bar3", ast.Ordinal("last", "prefetchable", 3, 3),
+     "last prefetchable bar in bar3..bar3"),
+    ("third memory bar with size < 1T", ast.Ordinal("third", "memory", size_op="<", size=1 << 40),
+     "third memory bar with size < 1T"),
+    ("last memory bar with size != 0", ast.Ordinal("last", "memory", size_op="!=", size=0),
+     "last memory bar with size != 0"),
+    ("first memory bar with size == 1024G", ast.Ordinal("first", "memory", size_op="==", size=1 << 40),
+     "first memory bar with size == 1T"),
+    # the whole range is the default: same node, and fmt leaves it out
+    ("first io bar in bar0..bar5", ast.Ordinal("first", "io"), "first io bar"),
+    # backwards: parses (check() rejects it, below) and prints as written
+    ("first memory bar in bar4..bar1", ast.Ordinal("first", "memory", 4, 1), "first memory bar in bar4..bar1"),
+])
+def test_ordinal_selector_parses_and_prints_canonically(text, node, canonical):
+    role = role_of(text)
+    assert role.selector == node
+    assert (role.selector.low, role.selector.high, role.selector.size_op, role.selector.size) == \
+        (node.low, node.high, node.size_op, node.size)
+    assert fmt_role(text) == f"role r = {canonical}"
+    assert role_of(canonical) == role
+
+
+def test_ordinal_defaults():
+    o = ast.Ordinal("first", "memory")
+    assert (o.low, o.high, o.size_op, o.size) == (0, 5, None, None)
+    assert o != ast.Ordinal("first", "memory", 0, 4)
+    assert o != ast.Ordinal("first", "memory", size_op=">=", size=0)
+
+
+def rule_cond(cond_text: str) -> ast.Cond:
+    f = parse(f'ruleset t\nrole regs = bar1\nrule a: require {cond_text} else warn "m"\n', "t.rules")
+    return f.rules[0].cond
+
+
+def fmt_cond(cond_text: str) -> str:
+    out = fmt(parse(f'ruleset t\nrole regs = bar1\nrule a: require {cond_text} else warn "m"\n', "t.rules"))
+    (line,) = [l for l in out.splitlines() if l.startswith("    require ")]
+    return line[len("    require "):]
+
+
+@pytest.mark.parametrize("text, node, canonical", [
+    ("bar4 added", ast.Added(ast.Ref(bar=4)), "bar4 added"),
+    ("regs added", ast.Added(ast.Ref(role="regs")), "regs added"),
+    ("native bar0 added", ast.Added(ast.Ref(bar=0, native=True)), "native bar0 added"),
+    ("not bar5 added", ast.Not(ast.Added(ast.Ref(bar=5))), "not bar5 added"),
+    ("device id 1000:*", ast.DeviceId(0x1000, None), "device id 1000:*"),
+    ("device id 1DA3:0001", ast.DeviceId(0x1DA3, 0x0001), "device id 1da3:0001"),
+    ("device id *:*", ast.DeviceId(None, None), "device id *:*"),
+    ("device   id 1000:0097\n  subsystem 1028:1F4A",
+     ast.DeviceId(0x1000, 0x0097, 0x1028, 0x1F4A, True), "device id 1000:0097 subsystem 1028:1f4a"),
+    ("device id 1000:0097 subsystem *:*", ast.DeviceId(0x1000, 0x0097, None, None, True),
+     "device id 1000:0097 subsystem *:*"),
+    ("revision >= 0x07", ast.RevisionCmp(">=", 7), "revision >= 0x07"),
+    ("revision>=0x7", ast.RevisionCmp(">=", 7), "revision >= 0x07"),
+    ("revision == 0xFF", ast.RevisionCmp("==", 0xFF), "revision == 0xff"),
+    ("revision < 0x0", ast.RevisionCmp("<", 0), "revision < 0x00"),
+    ("revision != 0xa", ast.RevisionCmp("!=", 10), "revision != 0x0a"),
+    ("bar0 size >= 1T", ast.SizeCmp(ast.Ref(bar=0), ">=", 1 << 40), "bar0 size >= 1T"),
+    ("bar0 size in {1T, 2048G, 0T}", ast.SizeIn(ast.Ref(bar=0), (1 << 40, 2 << 40, 0)),
+     "bar0 size in {1T, 2T, 0}"),
+    ("device id 1000:0097 and (revision < 0x02 or bar4 added)",
+     ast.AllOf((ast.DeviceId(0x1000, 0x97), ast.AnyOf((ast.RevisionCmp("<", 2), ast.Added(ast.Ref(bar=4)))))),
+     "device id 1000:0097 and (revision < 0x02 or bar4 added)"),
+])
+def test_new_condition_parses_and_prints_canonically(text, node, canonical):
+    assert rule_cond(text) == node
+    assert fmt_cond(text) == canonical
+    assert rule_cond(canonical) == node
+
+
+def test_device_id_without_subsystem_differs_from_one_with_any_subsystem():
+    assert rule_cond("device id 1000:0097") != rule_cond("device id 1000:0097 subsystem *:*")
+    assert not rule_cond("device id 1000:0097").has_subsystem
+
+
+def test_new_conditions_work_in_a_guard_and_keep_their_spans():
+    text = 'ruleset t\n\nrule a:\n    when device id 1000:0097 and revision >= 0x03\n    require bar4 added\n    else warn "m"\n'
+    (rule,) = parse(text, "t.rules").rules
+    assert rule.guard == ast.AllOf((ast.DeviceId(0x1000, 0x0097), ast.RevisionCmp(">=", 3)))
+    assert rule.cond == ast.Added(ast.Ref(bar=4))
+    assert (rule.guard.items[0].span.line, rule.guard.items[0].span.column) == (4, 10)
+    assert (rule.guard.items[1].span.line, rule.guard.items[1].span.column) == (4, 34)
+    assert (rule.cond.span.line, rule.cond.span.column) == (5, 13)
+    assert fmt(parse(text, "t.rules")) == text
+
+
+@pytest.mark.parametrize("text, column, expected", [
+    ("revision >= 0x007", 29, "a hex byte like 0x07"),
+    ("revision >= 7", 29, "a hex byte like 0x07"),
+    ("revision >= 0x", 29, "a hex byte like 0x07"),
+    ("revision 0x07", 26, "a comparison"),
+    ("device id 1000", 27, "an ID like 1000:0097"),
+    ("device id 10000:0097", 27, "an ID like 1000:0097"),
+    ("device 1000:0097", 24, "'id'"),
+    ("bar0 size >= 1P", 30, "a size like 64K"),
+    ("bar0 size >= 1t", 30, "a size like 64K"),
+])
+def test_malformed_new_condition_is_a_syntax_error_at_the_token(text, column, expected):
+    (e,) = errors_of(f'ruleset t\nrule a: require {text} else warn "m"\n')
+    assert where(e) == ("t.rules", 2, column), str(e)
+    assert expected in e.message, e.message
+
+
+@pytest.mark.parametrize("text, column, expected", [
+    ("fourth memory bar", 10, "first, second, third or last"),
+    ("second largest bar", 17, "memory, io, 64bit or prefetchable"),
+    ("first memory bar in bar0..bar6", 36, "bar0..bar5"),
+    ("first memory bar in bar0", None, "'..'"),
+    ("first memory bar with size 4K", 37, "a comparison"),
+    ("first memory bar with size >= 4K in bar0..bar3", 43, "unexpected 'in'"),  # range comes first
+    ("bar0 in bar0..bar3", 15, "unexpected 'in'"),  # only ordinal selectors take a range
+    ("largest bar with size >= 4K", 22, "unexpected 'with'"),
+])
+def test_malformed_ordinal_selector_is_a_syntax_error(text, column, expected):
+    (e,) = errors_of(f"ruleset t\nrole r = {text}\n")
+    assert where(e)[:2] == ("t.rules", 2), str(e)
+    if column is not None:
+        assert where(e)[2] == column, str(e)
+    assert expected in e.message, e.message
+
+
+# --- check() on the new constructs ------------------------------------------------------------
+
+def check_messages(text: str) -> list[tuple[int, str]]:
+    return [(e.location.line, e.message) for e in check(parse(text, "t.rules"), "t")]
+
+
+def test_check_rejects_a_role_range_written_high_to_low():
+    assert check_messages("ruleset t\nrole r = first memory bar in bar3..bar1\n") == [
+        (2, "empty range bar3..bar1: write the lower BAR first")]
+    assert check_messages("ruleset t\n\nrole r = second io bar in bar5..bar4 with size >= 4K\n") == [
+        (3, "empty range bar5..bar4: write the lower BAR first")]
+
+
+@pytest.mark.parametrize("selector", ["first memory bar in bar1..bar3", "last io bar in bar2..bar2",
+                                      "third 64bit bar in bar0..bar5 with size > 1T",
+                                      "second prefetchable bar with size == 0"])
+def test_check_accepts_ordered_ranges_and_size_filters(selector):
+    assert check_messages(f"ruleset t\nrole r = {selector}\n") == []
+
+
+def test_check_rejects_native_added():
+    text = 'ruleset t\nrole regs = bar1\nrule a:\n    require bar0 unchanged\n        and native bar0 added\n    else warn "m"\n'
+    assert check_messages(text) == [
+        (5, "'native' compares nothing here: this predicate already compares the native and relocated layouts")]
+    guard = 'ruleset t\nrole regs = bar1\nrule a: when not native regs added require bar0 unchanged else warn "m"\n'
+    assert [m for _, m in check_messages(guard)] == [
+        "'native' compares nothing here: this predicate already compares the native and relocated layouts"]
+
+
+def test_check_accepts_added_device_id_and_revision():
+    text = ('ruleset t\nrole regs = first memory bar in bar0..bar3\n'
+            'rule a:\n    when device id 1000:* subsystem *:* and revision >= 0x02\n'
+            '    require not (bar0 added or regs added)\n    else forbid "m"\n')
+    assert check_messages(text) == []
+
+
+def test_check_reports_an_unknown_role_in_added():
+    assert check_messages('ruleset t\nrule a: require ctl added else warn "m"\n') == [
+        (2, "unknown role 'ctl' (roles: none defined; or use bar0..bar5)")]
+
+
+@pytest.mark.parametrize("word", NEW_RESERVED)
+def test_check_rejects_a_new_reserved_word_as_a_role_name(word):
+    messages = [m for _, m in check_messages(f"ruleset t\nrole {word} = bar0\n")]
+    assert messages == [f"'{word}' is a reserved word; choose another role name"]
+
+
 # --- fuzzing: only RuleErrors, and every error has a place in the file ----------------------
 
 FUZZ_TOKENS = ["rule", "role", "example", "match", "source", "ruleset", "{", "}", '"', "#", "\n", "\r\n",
                "\t", " ", "bar0", "bar9", "(", ")", "not", "and", "or", ":", "=", ",", "native", "0x",
                "5Q", "1T", "99999999999999999999999G", "require", "else", "forbid", "when", "size", "in",
                "id", "*", "include", "expect", "platform", "msix", "table", "pba", "no-io-space",
-               "largest", "first", "memory", "bar", "\\", "é", "\x00", "@", "$"]
+               "largest", "first", "memory", "bar", "\\", "é", "\x00", "@", "$",
+               "second", "third", "last", "..", "bar0..bar3", "with", "added", "device", "revision",
+               "0x07", "0x123", "1000:*", "*:*", "subsystem", ">=", "4T"]
 SHIPPED_TEXTS = [p.read_text() for p in SHIPPED]
 
 

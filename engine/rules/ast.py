@@ -220,6 +220,18 @@ class DeviceId(Node):
     span: Span = NO_SPAN
 
 
+class DeviceIdUnknown(Node):
+    """`device id unknown`: the input gave no vendor:device (lspci without -nn)."""
+
+    span: Span = NO_SPAN
+
+
+class RevisionUnknown(Node):
+    """`revision unknown`: the input gave no revision ID."""
+
+    span: Span = NO_SPAN
+
+
 class RevisionCmp(Node):
     """`revision >= 0x07`: the PCI revision ID, as drivers test it."""
 
@@ -229,7 +241,8 @@ class RevisionCmp(Node):
 
 
 Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeUnchanged,
-             EndUnchanged, NoBarAdded, NoBarExtended, CountUnchanged, Added, DeviceId, RevisionCmp]
+             EndUnchanged, NoBarAdded, NoBarExtended, CountUnchanged, Added, DeviceId, RevisionCmp,
+             DeviceIdUnknown, RevisionUnknown]
 
 
 # --- statements ---------------------------------------------------------------------------
@@ -311,6 +324,21 @@ class ExampleDevice(Node):
     span: Span = NO_SPAN
 
 
+class ExampleId(Node):
+    """`id VVVV:DDDD [subsystem VVVV:DDDD]` in an inline example: the device's IDs."""
+
+    vendor: int
+    device: int
+    subsystem_vendor: int | None = None
+    subsystem_device: int | None = None
+    span: Span = NO_SPAN
+
+
+class ExampleRevision(Node):
+    revision: int
+    span: Span = NO_SPAN
+
+
 class ExampleBar(Node):
     index: int
     kind: str  # io | mem32 | mem64
@@ -340,7 +368,8 @@ class Expect(Node):
     span: Span = NO_SPAN
 
 
-ExampleItem = Union[ExampleDevice, ExampleBar, ExampleMsix, ExamplePlatform, Expect]
+ExampleItem = Union[ExampleDevice, ExampleId, ExampleRevision, ExampleBar, ExampleMsix, ExamplePlatform,
+                    Expect]
 
 
 class Example(Node):

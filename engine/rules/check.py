@@ -19,7 +19,7 @@ from .ast import stem_of
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
               ("64bit", "32bit")]
-RESERVED = {"added", "device", "id", "revision", "second", "third", "with", "ruleset", "describe", "source", "include", "match", "role", "rule", "example",
+RESERVED = {"device", "id", "revision", "second", "third", "with", "unknown", "ruleset", "describe", "source", "include", "match", "role", "rule", "example",
             "require", "when", "else", "forbid", "warn", "native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
             "no", "added", "below", "extended", "count", "first", "last", "largest", "msix",
             "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
@@ -191,8 +191,9 @@ def _check_examples(f: ast.RuleFile, err) -> None:
         if ast.Expect not in kinds:
             err(ex, f"example {ex.title.value!r} expects nothing: add 'expect TARGET VERDICT' lines")
         has_device = ast.ExampleDevice in kinds
-        if has_device and (ast.ExampleBar in kinds or ast.ExampleMsix in kinds):
-            err(ex, "an example takes either 'device \"FILE\"' or inline 'bar'/'msix' lines, not both")
+        if has_device and kinds & {ast.ExampleBar, ast.ExampleMsix, ast.ExampleId, ast.ExampleRevision}:
+            err(ex, "an example takes either 'device \"FILE\"' or inline 'id'/'revision'/'bar'/'msix'"
+                    " lines, not both")
         if not has_device and ast.ExampleMsix not in kinds:
             err(ex, "an inline example needs an 'msix ENTRIES table barN OFFSET pba barN OFFSET' line")
         seen: dict[str, ast.Expect] = {}

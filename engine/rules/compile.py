@@ -203,11 +203,16 @@ class _Compiler:
             return ref.text
         return f"{ref.text} ({selector_text(self.roles[ref.role])})"
 
-    def cond(self, node: ast.Cond) -> tuple[Test, Explain]:
-        return getattr(self, "c_" + type(node).__name__)(node)
+    def cond(self, node: ast.Cond, negated: bool = False) -> tuple[Test, Explain]:
+        """``negated``: the condition sits under an odd number of `not`s, so the evidence
+        must say what the rule wants the other way round ("needs not 64bit")."""
+        method = getattr(self, "c_" + type(node).__name__)
+        if type(node).__name__ in ("AnyOf", "AllOf", "Not", "IsAttr", "SizeCmp", "SizeIn"):
+            return method(node, negated)
+        return method(node)
 
-    def c_AnyOf(self, node: ast.AnyOf):
-        parts = [self.cond(i) for i in node.items]
+    def c_AnyOf(self, node: ast.AnyOf, negated: bool = False):
+        parts = [self.cond(i, negated) for i in node.items]
         tests = [t for t, _ in parts]
 
         def explain(c: Candidate) -> str:
@@ -216,8 +221,8 @@ class _Compiler:
             return good[0] if good else "; ".join(e for _, e in results)
         return (lambda c: any(t(c) for t in tests)), explain
 
-    def c_AllOf(self, node: ast.AllOf):
-        parts = [self.cond(i) for i in node.items]
+    def c_AllOf(self, node: ast.AllOf, negated: bool = False):
+        parts = [self.cond(i, negated) for i in node.items]
         tests = [t for t, _ in parts]
 
         def explain(c: Candidate) -> str:
@@ -226,9 +231,9 @@ class _Compiler:
             return "; ".join(bad) if bad else "; ".join(e for _, e in results)
         return (lambda c: all(t(c) for t in tests)), explain
 
-    def c_Not(self, node: ast.Not):
-        test, explain = self.cond(node.item)
-        return (lambda c: not test(c)), (lambda c: f"not ({explain(c)})")
+    def c_Not(self, node: ast.Not, negated: bool = False):
+        test, explain = self.cond(node.item, not negated)
+        return (lambda c: not test(c)), explain
 
     def c_Stays(self, node: ast.Stays):
         ref, name = node.ref, self.name(node.ref)
@@ -246,7 +251,7 @@ class _Compiler:
             return f"{name} is {_bar_name(before)} before and after"
         return test, explain
 
-    def c_IsAttr(self, node: ast.IsAttr):
+    def c_IsAttr(self, node: ast.IsAttr, outer_not: bool = False):
         ref, negated = node.ref, node.negated
         has = {"memory": lambda b: b is not None and not b.is_io,
                "io": lambda b: b is not None and b.is_io,
@@ -254,7 +259,7 @@ class _Compiler:
                "32bit": lambda b: b is not None and b.kind is BarKind.MEM32,
                "prefetchable": lambda b: b is not None and b.prefetchable,
                "implemented": lambda b: b is not None}[node.attr]
-        wanted = f"{'not ' if negated else ''}{node.attr}"
+        wanted = f"{'not ' if negated != outer_not else ''}{node.attr}"
 
         def test(c: Candidate) -> bool:
             return has(self.bar(ref, c)[1]) != negated
@@ -277,14 +282,15 @@ class _Compiler:
             return f"{self.name(ref)}: BAR{bar.index} size {format_size(bar.size)} (needs {wanted})"
         return test, explain
 
-    def c_SizeCmp(self, node: ast.SizeCmp):
+    def c_SizeCmp(self, node: ast.SizeCmp, negated: bool = False):
         op, size = _OPS[node.op], node.size
-        return self._size(node.ref, lambda s: op(s, size), f"{node.op} {format_size(size)}")
+        return self._size(node.ref, lambda s: op(s, size),
+                          f"{'not ' if negated else ''}{node.op} {format_size(size)}")
 
-    def c_SizeIn(self, node: ast.SizeIn):
+    def c_SizeIn(self, node: ast.SizeIn, negated: bool = False):
         allowed = frozenset(node.sizes)
         return self._size(node.ref, allowed.__contains__,
-                          "one of " + ", ".join(format_size(s) for s in node.sizes))
+                          f"{'none' if negated else 'one'} of " + ", ".join(format_size(s) for s in node.sizes))
 
     def _compare(self, ref: ast.Ref, same: Callable[[Bar, Bar], bool], what: str, moved: str = ""):
         name = self.name(ref)
@@ -385,9 +391,31 @@ class _Compiler:
                     node.subsystem_device in (None, d.subsystem_device)
             return ok
 
+        def _id(v, d):
+            return f"{'*' if v is None else f'{v:04x}'}:{'*' if d is None else f'{d:04x}'}"
+        wanted = _id(node.vendor, node.device) + (
+            f" subsystem {_id(node.subsystem_vendor, node.subsystem_device)}" if node.has_subsystem else "")
+
         def explain(c: Candidate) -> str:
-            ident = c.device.id_text if c.device is not None else "????:????"
-            return f"device is {ident}"
+            if c.device is None or c.device.vendor is None:
+                return f"device ID unknown (rule is for {wanted})"
+            return f"device is {c.device.id_text} ({'matches' if test(c) else 'not'} {wanted})"
+        return test, explain
+
+    def c_DeviceIdUnknown(self, node: ast.DeviceIdUnknown):
+        def test(c: Candidate) -> bool:
+            return c.device is None or c.device.vendor is None or c.device.device is None
+
+        def explain(c: Candidate) -> str:
+            return "device ID unknown" if test(c) else f"device is {c.device.id_text}"
+        return test, explain
+
+    def c_RevisionUnknown(self, node: ast.RevisionUnknown):
+        def test(c: Candidate) -> bool:
+            return c.device is None or c.device.revision is None
+
+        def explain(c: Candidate) -> str:
+            return "revision unknown" if test(c) else f"revision {c.device.revision:#04x}"
         return test, explain
 
     def c_RevisionCmp(self, node: ast.RevisionCmp):
@@ -429,5 +457,11 @@ def inline_device(example: ast.Example) -> Device:
     bars = tuple(Bar(b.index, BarKind(b.kind), b.size or 0, prefetchable=b.prefetchable)
                  for b in example.items if isinstance(b, ast.ExampleBar))
     m = next(i for i in example.items if isinstance(i, ast.ExampleMsix))
-    return Device(None, bars=tuple(sorted(bars, key=lambda b: b.index)),
+    ids = next((i for i in example.items if isinstance(i, ast.ExampleId)), None)
+    rev = next((i for i in example.items if isinstance(i, ast.ExampleRevision)), None)
+    return Device(None, vendor=ids.vendor if ids else None, device=ids.device if ids else None,
+                  subsystem_vendor=ids.subsystem_vendor if ids else None,
+                  subsystem_device=ids.subsystem_device if ids else None,
+                  revision=rev.revision if rev else None,
+                  bars=tuple(sorted(bars, key=lambda b: b.index)),
                   msix=Msix(m.entries, m.table_bar, m.table_offset, m.pba_bar, m.pba_offset))

@@ -67,6 +67,10 @@ def cond(c: ast.Cond, parent: type | None = None) -> str:
         return f"device id {_id(c.vendor, c.device)}{sub}"
     if isinstance(c, ast.RevisionCmp):
         return f"revision {c.op} {c.value:#04x}"
+    if isinstance(c, ast.DeviceIdUnknown):
+        return "device id unknown"
+    if isinstance(c, ast.RevisionUnknown):
+        return "revision unknown"
     raise TypeError(c)
 
 
@@ -99,6 +103,12 @@ def _id(v: int | None, d: int | None) -> str:
 def example_item(item: ast.ExampleItem) -> str:
     if isinstance(item, ast.ExampleDevice):
         return f"device {quote(item.path.value)}"
+    if isinstance(item, ast.ExampleId):
+        sub = (f" subsystem {_id(item.subsystem_vendor, item.subsystem_device)}"
+               if item.subsystem_vendor is not None else "")
+        return f"id {_id(item.vendor, item.device)}{sub}"
+    if isinstance(item, ast.ExampleRevision):
+        return f"revision {item.revision:#04x}"
     if isinstance(item, ast.ExampleBar):
         size = f" {format_size(item.size)}" if item.size is not None else ""
         return f"bar{item.index} {item.kind}{size}{' prefetchable' if item.prefetchable else ''}"

@@ -226,6 +226,26 @@ class _ToAst(Transformer):
         return ast.DeviceId(v, d, span=self._span(meta))
 
     @v_args(meta=True)
+    def device_id_unknown(self, meta, items):
+        return ast.DeviceIdUnknown(self._span(meta))
+
+    @v_args(meta=True)
+    def revision_unknown(self, meta, items):
+        return ast.RevisionUnknown(self._span(meta))
+
+    @v_args(meta=True)
+    def ex_id(self, meta, items):
+        v, d = (int(p, 16) for p in str(items[0]).split(":"))
+        sv = sd = None
+        if len(items) > 1:
+            sv, sd = (int(p, 16) for p in str(items[1]).split(":"))
+        return ast.ExampleId(v, d, sv, sd, self._span(meta))
+
+    @v_args(meta=True)
+    def ex_revision(self, meta, items):
+        return ast.ExampleRevision(int(str(items[0]), 16), self._span(meta))
+
+    @v_args(meta=True)
     def revision_cmp(self, meta, items):
         return ast.RevisionCmp(str(items[0]), int(str(items[1]), 16), self._span(meta))
 
