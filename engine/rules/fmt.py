@@ -75,13 +75,24 @@ def cond(c: ast.Cond, parent: type | None = None) -> str:
 
 
 def _clause(keyword: str, c: ast.Cond) -> list[str]:
-    """`require A and B`, broken before each top-level and/or when too long."""
-    line = f"{INDENT}{keyword} {cond(c)}"
-    if len(line) <= WIDTH or not isinstance(c, (ast.AllOf, ast.AnyOf)):
-        return [line]
+    """`require A and B`, broken before each and/or, nested parentheses too, when too long."""
+    return _wrap(c, None, INDENT, f"{INDENT}{keyword} ")
+
+
+def _wrap(c: ast.Cond, parent: type | None, indent: str, lead: str) -> list[str]:
+    one = lead + cond(c, parent)
+    if len(one) <= WIDTH or not isinstance(c, (ast.AllOf, ast.AnyOf)):
+        return [one]
     joiner = "and" if isinstance(c, ast.AllOf) else "or"
-    parts = [cond(i, type(c)) for i in c.items]
-    return [f"{INDENT}{keyword} {parts[0]}"] + [f"{INDENT * 2}{joiner} {p}" for p in parts[1:]]
+    wrap_parent = (ast.AnyOf, ast.AllOf, ast.Not) if isinstance(c, ast.AnyOf) else (ast.AllOf, ast.Not)
+    paren = parent in wrap_parent
+    inner = indent + INDENT
+    lines = _wrap(c.items[0], type(c), inner, lead + ("(" if paren else ""))
+    for item in c.items[1:]:
+        lines += _wrap(item, type(c), inner, f"{inner}{joiner} ")
+    if paren:
+        lines[-1] += ")"
+    return lines
 
 
 def selector(s: ast.Selector) -> str:
