@@ -92,5 +92,6 @@ def _broken(a: Answer, row: Scored) -> dict:
     rule = next(v for v in row.judgement.violations if v.severity == "forbid")
     driver = d.driver if d.driver not in (None, "vfio-pci", "pci-stub") else (
         d.modules[0] if d.modules else d.driver)
+    pick = a.recommendation.option if a.recommendation is not None else None
     return {"slot": d.slot, "vendor": d.vendor, "device": d.device, "driver": driver,
-            "target": row.target, "rule": rule.rule_id}
+            "target": row.target, "rule": rule.rule_id, "barsafe_pick": pick}

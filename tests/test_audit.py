@@ -36,7 +36,7 @@ def test_seed_ground_truth_in_the_audit():
     assert (cell["devices"], cell["needs_relocation"], cell["forbid"]) == (1, 1, 1)
     assert cell["broken"] == [{"slot": "0001:03:00.0", "vendor": 0x1000, "device": 0x97,
                                "driver": "mpt3sas", "target": 0,
-                               "rule": "mpt3sas/registers-are-first-memory-bar"}]
+                               "rule": "mpt3sas/registers-are-first-memory-bar", "barsafe_pick": "bar5"}]
     assert result["strategies"]["reverse"]["64K"]["safe"] == 1
     assert result["strategies"]["barsafe"]["64K"]["safe"] == 1
     assert result["strategies"]["off"]["64K"]["no_pick"] == 1

@@ -27,8 +27,10 @@ def _broken_lines(result: dict) -> list[str]:
         for page, cell in by_page.items():
             for b in cell["broken"]:
                 ident = f"{b['vendor']:04x}:{b['device']:04x}" if b["vendor"] is not None else "????:????"
+                instead = f"; barsafe picks {b['barsafe_pick']}" if b.get("barsafe_pick") else \
+                    "; barsafe finds no safe target"
                 out.append(f"{name} {page}: {b['slot'] or '-'} [{ident}] {b['driver'] or '?'}"
-                           f" -> BAR{b['target']} breaks {b['rule']}")
+                           f" -> BAR{b['target']} breaks {b['rule']}{instead}")
     return out
 
 
