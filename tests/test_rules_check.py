@@ -257,7 +257,7 @@ def test_inline_example_needs_msix():
 def test_second_expectation_and_platform():
     text = ('ruleset t\nexample "e" {\n    device "d.yaml"\n    platform 4K\n    platform 64K\n'
             '    expect bar1 safe\n    expect bar1 warn\n}\n')
-    assert problems(text) == [(2, "one 'platform' line per example"), (7, "second expectation for bar1")]
+    assert problems(text) == [(5, "one 'platform' line per example"), (7, "second expectation for bar1")]
 
 
 def test_unknown_strategy_is_a_syntax_error():

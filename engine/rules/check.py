@@ -206,8 +206,16 @@ def _check_examples(f: ast.RuleFile, err) -> None:
                 seen[item.strategy] = item
             elif isinstance(item, ast.ExampleBar) and item.index >= BAR_SLOTS:
                 err(item, "BAR index out of range 0..5")
-        if sum(isinstance(i, ast.ExamplePlatform) for i in ex.items) > 1:
-            err(ex, "one 'platform' line per example")
+        for kind, word in ((ast.ExamplePlatform, "platform"), (ast.ExampleId, "id"),
+                           (ast.ExampleRevision, "revision")):
+            extra = [i for i in ex.items if isinstance(i, kind)][1:]
+            for item in extra:
+                err(item, f"one '{word}' line per example")
+        for item in ex.items:
+            if isinstance(item, ast.ExampleId) and None in (item.vendor, item.device) + (
+                    (item.subsystem_vendor, item.subsystem_device) if item.subsystem_vendor is not None
+                    or item.subsystem_device is not None else ()):
+                err(item, "an example's id names one device: no '*' (wildcards belong in match lines)")
         if not has_device and ast.ExampleMsix in kinds:
             _check_inline_device(ex, err)
 

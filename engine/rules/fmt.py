@@ -191,8 +191,14 @@ class _Comments:
         self.pending = sorted((c for c in comments if c.own_line), key=lambda c: c.line)
 
     def before(self, line: int) -> list[str]:
-        out = [c.text for c in self.pending if c.line < line]
+        """Comments above ``line``; a blank line between two of them is kept (paragraphs)."""
+        taken = [c for c in self.pending if c.line < line]
         self.pending = [c for c in self.pending if c.line >= line]
+        out: list[str] = []
+        for prev, c in zip([None, *taken], taken):
+            if prev is not None and c.line - prev.line > 1:
+                out.append("")
+            out.append(c.text)
         return out
 
     def trailing(self, line: int) -> str:

@@ -235,10 +235,10 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def ex_id(self, meta, items):
-        v, d = (int(p, 16) for p in str(items[0]).split(":"))
+        v, d = (_id_part(p) for p in str(items[0]).split(":"))
         sv = sd = None
         if len(items) > 1:
-            sv, sd = (int(p, 16) for p in str(items[1]).split(":"))
+            sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
         return ast.ExampleId(v, d, sv, sd, self._span(meta))
 
     @v_args(meta=True)
