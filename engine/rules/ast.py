@@ -426,3 +426,8 @@ class RuleFile(Node, uncompared=("path", "comments")):
 def stem_of(path: str) -> str:
     """The rule set name a file must carry: its name without .rules."""
     return Path(path).name.removesuffix(".rules")
+
+
+def pci_id_text(vendor: int | None, device: int | None) -> str:
+    """`1000:0097`, with `*` for a part that matches anything."""
+    return f"{'*' if vendor is None else f'{vendor:04x}'}:{'*' if device is None else f'{device:04x}'}"

@@ -87,16 +87,9 @@ def _check_roles(f: ast.RuleFile, err) -> dict[str, ast.Role]:
 
 
 def _refs(cond: ast.Cond | None) -> Iterator[ast.Ref]:
-    if cond is None:
-        return
-    if isinstance(cond, (ast.AnyOf, ast.AllOf)):
-        for item in cond.items:
-            yield from _refs(item)
-    elif isinstance(cond, ast.Not):
-        yield from _refs(cond.item)
-    else:
+    for atom in _atoms(cond) if cond is not None else ():
         for name in ("ref", "below"):
-            ref = getattr(cond, name, None)
+            ref = getattr(atom, name, None)
             if ref is not None:
                 yield ref
 

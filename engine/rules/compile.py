@@ -180,6 +180,18 @@ def _bar_name(index: int | None) -> str:
     return "none" if index is None else f"BAR{index}"
 
 
+def ids_match(node, device: Device | None) -> bool:
+    """A `match id` line or a `device id` condition against a device (None parts match all)."""
+    if device is None or device.vendor is None:
+        return False
+    if node.vendor not in (None, device.vendor) or node.device not in (None, device.device):
+        return False
+    if node.has_subsystem:
+        return (node.subsystem_vendor in (None, device.subsystem_vendor)
+                and node.subsystem_device in (None, device.subsystem_device))
+    return True
+
+
 class _Compiler:
     """Each condition becomes (holds, evidence): a fast boolean test, and the sentence
     that explains the result, computed only when a rule fails or a trace is asked for."""
@@ -382,19 +394,11 @@ class _Compiler:
 
     def c_DeviceId(self, node: ast.DeviceId):
         def test(c: Candidate) -> bool:
-            d = c.device
-            if d is None or d.vendor is None:
-                return False
-            ok = node.vendor in (None, d.vendor) and node.device in (None, d.device)
-            if node.has_subsystem:
-                ok = ok and node.subsystem_vendor in (None, d.subsystem_vendor) and \
-                    node.subsystem_device in (None, d.subsystem_device)
-            return ok
+            return ids_match(node, c.device)
 
-        def _id(v, d):
-            return f"{'*' if v is None else f'{v:04x}'}:{'*' if d is None else f'{d:04x}'}"
-        wanted = _id(node.vendor, node.device) + (
-            f" subsystem {_id(node.subsystem_vendor, node.subsystem_device)}" if node.has_subsystem else "")
+        wanted = ast.pci_id_text(node.vendor, node.device) + (
+            f" subsystem {ast.pci_id_text(node.subsystem_vendor, node.subsystem_device)}"
+            if node.has_subsystem else "")
 
         def explain(c: Candidate) -> str:
             if c.device is None or c.device.vendor is None:

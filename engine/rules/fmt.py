@@ -107,8 +107,7 @@ def selector(s: ast.Selector) -> str:
     return "msix bar"
 
 
-def _id(v: int | None, d: int | None) -> str:
-    return f"{'*' if v is None else f'{v:04x}'}:{'*' if d is None else f'{d:04x}'}"
+_id = ast.pci_id_text
 
 
 def example_item(item: ast.ExampleItem) -> str:

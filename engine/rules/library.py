@@ -24,7 +24,7 @@ from ..errors import Location, RuleError, RuleErrors
 from ..model import Device
 from . import ast
 from .ast import stem_of
-from .compile import Candidate, CompiledFile, Violation, compile_file
+from .compile import Candidate, CompiledFile, Violation, compile_file, ids_match
 from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "rules"
@@ -74,16 +74,7 @@ class Ruleset:
 
 def _match_one(m, device: Device) -> tuple[int, str] | None:
     if isinstance(m, ast.MatchId):
-        if device.vendor is None:
-            return None
-        if m.vendor not in (None, device.vendor) or m.device not in (None, device.device):
-            return None
-        if m.has_subsystem:
-            if m.subsystem_vendor not in (None, device.subsystem_vendor):
-                return None
-            if m.subsystem_device not in (None, device.subsystem_device):
-                return None
-        return 0, f"id {device.id_text} (line {m.span.line})"
+        return (0, f"id {device.id_text} (line {m.span.line})") if ids_match(m, device) else None
     if isinstance(m, ast.MatchClass):
         mask = 0xFFFF if m.mask is None else m.mask
         if device.class_code is not None and device.class_code & mask == m.value & mask:
