@@ -11,10 +11,9 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
-
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 from . import __version__, strategies
 from .errors import BarsafeError, RuleErrors, UsageError
@@ -94,16 +93,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def one_msix_device(devices: list[Device]) -> Device:
-    unknown = [d for d in devices if d.msix is None and d.msix_unknown]
-    with_msix = [d for d in devices if d.msix is not None]
-    if len(with_msix) == 1:
-        return with_msix[0]
-    if not with_msix:
-        if unknown:
-            raise UsageError(f"{unknown[0].slot or 'device'}: {unknown[0].notes[-1]}")
-        raise UsageError("no device with an MSI-X capability in the input: nothing to relocate")
-    slots = ", ".join(d.slot or "-" for d in with_msix)
-    raise UsageError(f"{len(with_msix)} MSI-X devices in the input; choose one with --slot ({slots})")
+    found = msix_devices(devices)
+    if len(found) == 1:
+        return found[0]
+    slots = ", ".join(d.slot or "-" for d in found)
+    raise UsageError(f"{len(found)} MSI-X devices in the input; choose one with --slot ({slots})")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
