@@ -54,6 +54,15 @@ def _id_part(text: str) -> int | None:
     return None if text == "*" else int(text, 16)
 
 
+def _ids(items) -> tuple:
+    """(vendor, device, subsystem vendor, subsystem device, has subsystem) of `V:D [subsystem V:D]`."""
+    v, d = (_id_part(p) for p in str(items[0]).split(":"))
+    if len(items) > 1:
+        sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
+        return v, d, sv, sd, True
+    return v, d, None, None, False
+
+
 class _ToAst(Transformer):
     """One method per grammar rule; each returns an AST node with its span."""
 
@@ -105,11 +114,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def match_id(self, meta, items):
-        v, d = (_id_part(p) for p in str(items[0]).split(":"))
-        if len(items) > 1:
-            sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
-            return ast.MatchId(v, d, sv, sd, True, self._span(meta))
-        return ast.MatchId(v, d, span=self._span(meta))
+        return ast.MatchId(*_ids(items), self._span(meta))
 
     @v_args(meta=True)
     def match_class(self, meta, items):
@@ -219,11 +224,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def device_id(self, meta, items):
-        v, d = (_id_part(p) for p in str(items[0]).split(":"))
-        if len(items) > 1:
-            sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
-            return ast.DeviceId(v, d, sv, sd, True, self._span(meta))
-        return ast.DeviceId(v, d, span=self._span(meta))
+        return ast.DeviceId(*_ids(items), self._span(meta))
 
     @v_args(meta=True)
     def device_id_unknown(self, meta, items):
@@ -235,10 +236,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def ex_id(self, meta, items):
-        v, d = (_id_part(p) for p in str(items[0]).split(":"))
-        sv = sd = None
-        if len(items) > 1:
-            sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
+        v, d, sv, sd, _ = _ids(items)
         return ast.ExampleId(v, d, sv, sd, self._span(meta))
 
     @v_args(meta=True)
