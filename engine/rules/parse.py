@@ -39,7 +39,7 @@ _SHOWN = {
 @lru_cache(maxsize=1)
 def parser() -> Lark:
     return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True,
-                lexer="contextual", cache=True)
+                lexer="contextual")
 
 
 def _unquote(token: str) -> str:
