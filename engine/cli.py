@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__, strategies
-from .errors import BarsafeError, RuleErrors, UsageError
+from .errors import BarsafeError, Location, OutputError, RuleError, RuleErrors, UsageError
 from .model import Device, Platform
+from .paths import CORPUS
 from .relocate import analyse_pages
 from .report import diagnostics, jsonout, text
 from .sources import load, load_sysfs
@@ -37,6 +38,16 @@ def _file_lines(path: str) -> tuple[str, ...]:
 def source_line(path: str, line: int) -> str | None:
     lines = _file_lines(path)
     return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def write_output(path: Path | str, content: str) -> None:
+    """Write a file the user asked for, all or nothing (engine/files.py); failure is one line."""
+    from .files import write_text_atomic
+    try:
+        write_text_atomic(path, content)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; the old file, if any,"
+                          " is unchanged") from None
 
 
 def host_page_size() -> int:
@@ -145,7 +156,12 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     from .rules.parse import parse
     changed, errors = [], []
     for path in rule_files(rule_paths(args.paths)):
-        original = path.read_text()
+        data = path.read_bytes()
+        try:
+            original = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(RuleError("not UTF-8 text", Location(str(path), data[:exc.start].count(b"\n") + 1)))
+            continue
         try:
             formatted = fmt(parse(original, str(path)))
         except RuleErrors as exc:
@@ -154,7 +170,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         if formatted != original:
             changed.append(path)
             if not args.check:
-                path.write_text(formatted)
+                # rule_files() kept every file inside its root; a symlink there is written through
+                write_output(path.resolve(), formatted)
     if errors:
         raise RuleErrors(errors)
     verb = "would reformat" if args.check else "reformatted"
@@ -313,7 +330,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     rendered = audit_report.FORMATS[args.format](audit.result())
     if args.output:
-        Path(args.output).write_text(rendered)
+        write_output(args.output, rendered)
     else:
         sys.stdout.write(rendered)
     return EXIT_INPUT if audit.failed_inputs else EXIT_OK
@@ -323,7 +340,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from . import export
     from .report import qemu_table
     from .rules import library
-    specs = args.inputs or [str(Path(__file__).resolve().parents[1] / "corpus" / "devices")]
+    specs = args.inputs or [str(CORPUS / "devices")]
     devices = [d for _, read in _audit_inputs(specs) for d in read()]
     platform = Platform(args.page_size, io_space=not args.no_io_space)
     entries, conflicts, _ = export.build(devices, platform, library.load(rule_paths(args.rules)))

@@ -42,6 +42,10 @@ class UsageError(BarsafeError):
     """A request that makes no sense for the input (no such slot, no MSI-X, ...)."""
 
 
+class OutputError(BarsafeError):
+    """A file barsafe was asked to write could not be written; the old one, if any, is intact."""
+
+
 class RuleError(BarsafeError):
     """One problem in a rule file, at a place (line and column)."""
 

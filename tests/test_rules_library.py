@@ -157,15 +157,16 @@ def test_an_unwritable_cache_directory_does_not_stop_loading(rules, tmp_path, mo
 
 @pytest.mark.parametrize("corrupt", [
     lambda data: b"",
-    lambda data: b"garbage, not a pickle",
+    lambda data: b"garbage, not a cache",
     lambda data: data[: len(data) // 2],
     lambda data: data[:-1],
-    lambda data: b"\x80\x05" + b"\xff" * 64,
-    lambda data: pickle.dumps("a string"),
-    lambda data: pickle.dumps((b"other material", {})),
+    lambda data: pickle.dumps("a pickle is never read"),
+    lambda data: data.replace(b"ruleset one", b"ruleset One", 1),
     lambda data: data[:2] + bytes([data[2] ^ 0xFF]) + data[3:],
-], ids=["empty", "text", "half", "last-byte-cut", "bad-opcodes", "wrong-type", "wrong-material",
-        "header-flip"])
+    lambda data: data.replace(b'"@":"Rule"', b'"@":"Path"'),
+    lambda data: data.replace(b'"@":"Rule"', b'"@":"Zzzz"'),
+], ids=["empty", "text", "half", "last-byte-cut", "pickle", "wrong-material", "header-flip",
+        "foreign-class", "unknown-class"])
 def test_a_corrupt_cache_file_is_ignored(rules, cache, corrupt):
     good = library.load([rules])
     (entry,) = cache_files(cache)

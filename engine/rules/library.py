@@ -1,34 +1,31 @@
 """A rule library: every .rules file under the rule roots, parsed, checked, compiled.
 
 Includes form a graph (networkx): a cycle or an include that leaves the rule
-roots is an error at the include statement.  Parsed and checked files are
-cached by content hash, so answering one device does not re-parse every
-rule file.  The key is a CRC-32 over barsafe's version, the grammar and every
-file's path and bytes (zlib is cheap to import where hashlib is not), and the
-cache entry stores those bytes too: a hit is only taken when they are equal,
-so a CRC collision can never serve stale rules; each file's pickled AST
-carries its own CRC, and is only unpickled and compiled when a device needs
-that rule set (matching reads the small `match` lists alone).
+roots is an error at the include statement, and so is a rule file reached
+through a symlink that leaves its root.  Parsed and checked files are cached
+(engine/rules/cache.py: plain data, in a directory only this user can write),
+so answering one device does not re-parse every rule file; a file's AST is
+only decoded and compiled when a device needs that rule set (matching reads
+the small `match` lists alone).
 """
 
 from __future__ import annotations
 
-import zlib
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..paths import RULES
 from ..errors import Location, RuleError, RuleErrors
 from ..model import Device
-from . import ast
+from . import ast, cache
 from .ast import stem_of
 from .compile import Candidate, CompiledFile, Violation, compile_file, ids_match
 from .parse_paths import GRAMMAR
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "rules"
-CACHE_FORMAT = 2
+DEFAULT_ROOT = RULES
+CACHE_FORMAT = 3
 
 
 class Ruleset:
@@ -94,7 +91,7 @@ class _Entry:
     name: str
     matches: tuple
     includes: tuple[str, ...]  # the included files' paths, as keys of the library
-    payload: bytes | None = None  # the pickled AST, from the cache
+    payload: bytes | None = None  # the AST as cache bytes, decoded when first needed
     file: ast.RuleFile | None = None
 
 
@@ -108,7 +105,7 @@ class Library:
     def file(self, path: str) -> ast.RuleFile:
         entry = self.entries[path]
         if entry.file is None:
-            entry.file = pickle.loads(entry.payload)
+            entry.file = cache.loads(entry.payload)
         return entry.file
 
     @property
@@ -146,14 +143,30 @@ class Library:
 
 
 def rule_files(paths: list[Path]) -> list[Path]:
+    """Every .rules file under ``paths``; one reached through a symlink that leaves its root is an error.
+
+    The root of a directory is itself; of a file named directly, its folder.
+    `check`, `fmt`, `test` and `which --rules` all read through here, so none of
+    them reads (or `fmt` rewrites) a file outside the roots it was given.
+    """
     out: list[Path] = []
+    errors: list[RuleError] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(p.rglob("*.rules")))
+            root, found = p.resolve(), sorted(p.rglob("*.rules"))
         elif p.is_file():
-            out.append(p)
+            root, found = p.parent.resolve(), [p]
         else:
             raise RuleErrors([RuleError("no such rule file or directory", Location(str(p)))])
+        for f in found:
+            target = f.resolve()
+            if not target.is_relative_to(root):
+                errors.append(RuleError(f"reached through a symlink that leaves the rule root {root}"
+                                        f" (it points to {target}): refused", Location(str(f))))
+            elif target.is_file():
+                out.append(f)
+    if errors:
+        raise RuleErrors(errors)
     return sorted(set(out))
 
 
@@ -178,8 +191,7 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     roots = _roots(paths)
     texts = {str(f): f.read_bytes() for f in files}
     material = _cache_material(texts)
-    key = _cache_key(material)
-    entries = _cache_get(key, material) if use_cache else None
+    entries = _cache_get(material) if use_cache else None
     if entries is not None:
         return Library(entries, from_cache=True)
     parsed = _parse_all(texts, roots)
@@ -189,7 +201,7 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
                             file=f)
                for path, f in parsed.items()}
     if use_cache:
-        _cache_put(key, material, entries)
+        _cache_put(material, entries)
     return Library(entries)
 
 
@@ -267,42 +279,13 @@ def _cache_material(texts: dict[str, bytes]) -> bytes:
     return b"\0".join(parts)
 
 
-def _cache_key(material: bytes) -> str:
-    return f"{zlib.crc32(material):08x}-{len(material):x}"
-
-
-def _cache_get(key: str, material: bytes) -> dict[str, _Entry] | None:
-    """The cached entries, or None: a cache that is missing, stale or damaged is simply rebuilt."""
-    base = cache_dir()
-    if base is None:
+def _cache_get(material: bytes) -> dict[str, _Entry] | None:
+    rows = cache.get(cache_dir(), material)
+    if rows is None:
         return None
-    try:
-        stored, rows = pickle.loads((base / f"rules-{key}.pickle").read_bytes())
-        if stored != material:
-            return None
-        entries = {}
-        for path, (name, matches, includes, checksum, payload) in rows.items():
-            if zlib.crc32(payload) != checksum:
-                return None
-            entries[path] = _Entry(name, matches, includes, payload)
-        return entries
-    except Exception:  # noqa: BLE001 - any damage means a miss, never an error
-        return None
+    return {r.path: _Entry(r.name, r.matches, r.includes, r.payload) for r in rows}
 
 
-def _cache_put(key: str, material: bytes, entries: dict[str, _Entry]) -> None:
-    base = cache_dir()
-    if base is None:
-        return
-    rows = {}
-    for path, e in entries.items():
-        payload = pickle.dumps(e.file, protocol=pickle.HIGHEST_PROTOCOL)
-        rows[path] = (e.name, e.matches, e.includes, zlib.crc32(payload), payload)
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = base / f".rules-{key}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            pickle.dump((material, rows), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, base / f"rules-{key}.pickle")
-    except OSError:
-        pass  # a read-only home must not stop an answer
+def _cache_put(material: bytes, entries: dict[str, _Entry]) -> None:
+    cache.put(cache_dir(), material,
+              [(path, e.name, e.matches, e.includes, e.file) for path, e in entries.items()])

@@ -1,5 +1,5 @@
 """Where the grammar lives: kept apart so the cache key can be computed without importing lark."""
 
-from pathlib import Path
+from ..paths import GRAMMAR
 
-GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "barsafe.lark"
+__all__ = ["GRAMMAR"]

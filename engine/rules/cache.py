@@ -1,0 +1,162 @@
+"""The rule cache: parsed rule files kept between runs, in a form that cannot run code.
+
+barsafe runs as root, and its cache sits at a predictable path.  So the cache
+is plain data, never pickle: JSON with each AST node written as
+``{"@": "ClassName", "f": [fields]}`` and each tuple as ``{"t": [...]}``, and
+read back through a fixed table of the AST's own node classes.  A file that
+names anything else, or has the wrong number of fields, is a miss.  Plain
+data alone would still let another user feed barsafe forged rules, so the
+directory and the file are opened without following symlinks and must belong
+to this user and be writable by no one else (engine/files.py); a cache that
+fails any check is ignored and rebuilt, never trusted and never an error.
+
+Layout of one cache file::
+
+    MAGIC
+    <len(material)> <len(index)>\\n
+    material     every input's bytes (version, grammar, each rule file's path and text)
+    index        JSON: [[path, name, matches, includes, offset, length, crc32], ...]
+    payloads     one JSON document per rule file: its AST, decoded when first needed
+
+A hit needs ``material`` equal to what this run read, byte for byte, so a
+changed rule file or grammar can never be served stale.  Each payload's CRC
+is checked when the file is read, so a damaged entry is a miss up front
+rather than a failure later, when the rule set is first used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+from .. import files
+from . import ast
+
+MAGIC = b"barsafe rule cache 3\n"
+_NODES: dict[str, type] = {}
+
+
+def _node_classes() -> dict[str, type]:
+    if not _NODES:
+        stack = [ast.Node]
+        while stack:
+            cls = stack.pop()
+            _NODES[cls.__name__] = cls
+            stack.extend(cls.__subclasses__())
+    return _NODES
+
+
+class _Damaged(ValueError):
+    pass
+
+
+def _encode(value):
+    if isinstance(value, ast.Node):
+        return {"@": type(value).__name__, "f": [_encode(value.__dict__[n]) for n in value._fields]}
+    if isinstance(value, tuple):
+        return {"t": [_encode(v) for v in value]}
+    if value is None or isinstance(value, (str, int)):  # bool is an int
+        return value
+    raise TypeError(f"cannot cache a {type(value).__name__} in a rule AST")
+
+
+def _hook(obj: dict):
+    if "t" in obj and len(obj) == 1:
+        return tuple(obj["t"])
+    if "@" not in obj or "f" not in obj or len(obj) != 2:
+        raise _Damaged("not an AST node")
+    cls = _node_classes().get(obj["@"])
+    values = obj["f"]
+    if cls is None or not isinstance(values, list) or len(values) != len(cls._fields):
+        raise _Damaged(f"unknown node {obj['@']!r}")
+    node = object.__new__(cls)
+    node.__dict__.update(zip(cls._fields, values))
+    return node
+
+
+def dumps(value) -> bytes:
+    """The AST (or tuple of nodes) as cache bytes; TypeError/RecursionError if it cannot be."""
+    return json.dumps(_encode(value), separators=(",", ":")).encode("utf-8")
+
+
+def loads(data: bytes):
+    """The AST back from ``dumps``; ValueError (or RecursionError) for anything else."""
+    return json.loads(data, object_hook=_hook)
+
+
+def key_of(material: bytes) -> str:
+    return f"{zlib.crc32(material):08x}-{len(material):x}"
+
+
+class Row:
+    """One rule file in the cache: what matching needs now, and its AST for later."""
+
+    __slots__ = ("path", "name", "matches", "includes", "payload")
+
+    def __init__(self, path: str, name: str, matches: tuple, includes: tuple[str, ...], payload: bytes):
+        self.path, self.name, self.matches, self.includes, self.payload = path, name, matches, includes, payload
+
+
+def get(directory: Path | None, material: bytes) -> list[Row] | None:
+    """The cached rows for exactly this material, or None for any miss."""
+    if directory is None:
+        return None
+    try:
+        dfd = files.open_private_dir(directory, create=False)
+    except OSError:
+        return None
+    try:
+        data = files.read_private(dfd, f"rules-{key_of(material)}.json")
+        return _parse(data, material)
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(dfd)
+
+
+def _parse(data: bytes, material: bytes) -> list[Row] | None:
+    if not data.startswith(MAGIC):
+        return None
+    head_end = data.index(b"\n", len(MAGIC))
+    m_len, i_len = (int(x) for x in data[len(MAGIC):head_end].split(b" "))
+    start = head_end + 1
+    if data[start:start + m_len] != material:
+        return None
+    index = loads(data[start + m_len:start + m_len + i_len])
+    base = start + m_len + i_len
+    rows = []
+    for path, name, matches, includes, offset, length, crc in index:
+        payload = data[base + offset:base + offset + length]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            return None
+        rows.append(Row(path, name, matches, includes, payload))
+    return rows
+
+
+def put(directory: Path | None, material: bytes, rows: list[tuple[str, str, tuple, tuple, object]]) -> None:
+    """Store (path, name, matches, includes, AST) rows; silently nothing if it cannot be done safely."""
+    if directory is None:
+        return
+    try:
+        index, payloads, offset = [], [], 0
+        for path, name, matches, includes, tree in rows:
+            payload = dumps(tree)
+            index.append((path, name, matches, tuple(includes), offset, len(payload), zlib.crc32(payload)))
+            payloads.append(payload)
+            offset += len(payload)
+        index_bytes = dumps(tuple(index))
+    except (TypeError, ValueError, RecursionError):
+        return  # an AST too deep or odd to store: answer without a cache
+    blob = b"".join([MAGIC, f"{len(material)} {len(index_bytes)}\n".encode(), material, index_bytes, *payloads])
+    try:
+        dfd = files.open_private_dir(directory, create=True)
+    except OSError:
+        return  # a read-only home, or a directory another user controls: no cache
+    try:
+        files.write_atomic(f"rules-{key_of(material)}.json", blob, dir_fd=dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
