@@ -35,3 +35,123 @@ def test_the_parser_reads_and_writes_no_cache_file(tmp_path, monkeypatch):
     finally:
         parse_module.parser.cache_clear()
     assert sorted(p.name for p in tmp_path.iterdir()) == [planted.name]
+
+
+# --- example device files stay inside the corpus and the rule roots -----------------------
+
+SEED = ROOT / "corpus/devices/seed/lsi-sas3008-1000-0097.yaml"
+
+
+def _example(device: str) -> str:
+    return f'ruleset t\nexample "e" {{\n    device "{device}"\n    expect off safe\n}}\n'
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def _check_errors(path: Path, roots=None) -> list[tuple[int, int, str]]:
+    errors = check(parse(path.read_text(), str(path)), "t", roots)
+    return [(e.location.line, e.location.column, e.message) for e in errors]
+
+
+@pytest.mark.parametrize("device, says", [
+    ("../../../../../../../../etc/shadow", "leads outside the corpus and the rule directories"),
+    ("../../../../../../../../no/such/file", "leads outside the corpus and the rule directories"),
+    ("/etc/shadow", "an absolute path"),
+    ("", "empty file name"),
+    ("a\tb", "control character"),
+    ("x" * 2000, "longer than 1024"),
+])
+def test_check_rejects_device_names_that_leave_the_roots(tmp_path, device, says):
+    path = _write(tmp_path / "rules", "t.rules", _example(device))
+    ((line, column, message),) = _check_errors(path, [tmp_path / "rules"])
+    assert (line, column) == (3, 12)  # the string, not the example
+    assert says in message
+    assert len(message) < 400  # the name is quoted, cut short
+
+
+def test_check_rejects_a_symlink_that_leads_outside(tmp_path):
+    outside = _write(tmp_path / "outside", "dev.yaml", SEED.read_text())
+    rules = tmp_path / "rules"
+    _write(rules, "t.rules", _example("dev.yaml"))
+    (rules / "dev.yaml").symlink_to(outside)
+    ((line, column, message),) = _check_errors(rules / "t.rules", [rules])
+    assert (line, column) == (3, 12) and "outside the corpus and the rule directories" in message
+    # a dangling link out is refused too: its target may appear later
+    (rules / "gone.yaml").symlink_to(tmp_path / "outside" / "nothing.yaml")
+    _write(rules, "t.rules", _example("gone.yaml"))
+    assert "outside" in _check_errors(rules / "t.rules", [rules])[0][2]
+
+
+def test_cli_check_and_test_refuse_a_link_out(tmp_path, capsys):
+    outside = _write(tmp_path / "outside", "dev.yaml", SEED.read_text())
+    rules = tmp_path / "rules"
+    _write(rules, "t.rules", _example("dev.yaml"))
+    (rules / "dev.yaml").symlink_to(outside)
+    assert main(["check", str(rules)]) == 2
+    assert main(["test", str(rules)]) == 2
+    assert "outside the corpus" in capsys.readouterr().err
+
+
+def test_test_reads_nothing_outside_even_without_check(tmp_path, monkeypatch):
+    """Cached rules skip check(): the lookup itself must refuse."""
+    from engine.rules import testing
+    outside = _write(tmp_path / "outside", "dev.yaml", SEED.read_text())
+    rules = tmp_path / "rules"
+    path = _write(rules, "t.rules", _example("dev.yaml"))
+    (rules / "dev.yaml").symlink_to(outside)
+    read = []
+    monkeypatch.setattr(testing, "load_device", lambda p: read.append(p) or [])
+    (example,) = parse(path.read_text(), str(path)).examples
+    with pytest.raises(testing.BarsafeError, match="outside the corpus"):
+        testing.example_device(str(path), example, [rules])
+    for name in ("../outside/dev.yaml", str(outside), "../../../../../../../../etc/passwd"):
+        (example,) = parse(_example(name), str(path)).examples
+        with pytest.raises(testing.BarsafeError):
+            testing.example_device(str(path), example, [rules])
+    assert read == []
+
+
+def test_device_files_inside_the_roots_are_found(tmp_path):
+    from engine.rules import testing
+    rules = tmp_path / "rules"
+    _write(rules / "devs", "copy.yaml", SEED.read_text())
+    (rules / "link.yaml").symlink_to(rules / "devs" / "copy.yaml")  # a link that stays inside
+    for name in ("devs/copy.yaml", "link.yaml", "seed/lsi-sas3008-1000-0097.yaml",
+                 "../devices/seed/lsi-sas3008-1000-0097.yaml"):  # relative to corpus/devices
+        path = _write(rules, "t.rules", _example(name))
+        assert _check_errors(path, [rules]) == []
+        (example,) = parse(path.read_text(), str(path)).examples
+        assert testing.example_device(str(path), example, [rules]).vendor == 0x1000
+
+
+def test_a_missing_device_file_is_for_test_to_report(tmp_path, capsys):
+    path = _write(tmp_path, "t.rules", _example("nothing-here.yaml"))
+    assert _check_errors(path) == []
+    assert main(["test", str(tmp_path)]) == 1
+    assert "not found" in capsys.readouterr().out
+
+
+# --- example values the model would refuse are check errors ------------------------------
+
+@pytest.mark.parametrize("page", ["3K", "0", "1", "2K", "12K", "99999999999999999999T"])
+def test_platform_page_size_must_be_a_power_of_two_of_4k_or_more(tmp_path, capsys, page):
+    text = ('ruleset t\nexample "e" {\n    bar0 mem32 64K\n    msix 8 table bar0 0x0 pba bar0 0x800\n'
+            f'    platform {page}\n    expect off safe\n}}\n')
+    path = _write(tmp_path, "t.rules", text)
+    ((line, column, message),) = _check_errors(path)
+    assert (line, column) == (5, 5) and "power of two of at least 4K" in message
+    for command in ("check", "test"):
+        assert main([command, str(tmp_path)]) == 2
+    assert "internal error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("page", ["4K", "16K", "64K", "1G"])
+def test_platform_page_sizes_that_hosts_have(tmp_path, page):
+    text = ('ruleset t\nexample "e" {\n    bar0 mem32 64K\n    msix 8 table bar0 0x0 pba bar0 0x800\n'
+            f'    platform {page}\n    expect off safe\n}}\n')
+    assert _check_errors(_write(tmp_path, "t.rules", text)) == []

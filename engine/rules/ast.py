@@ -248,10 +248,12 @@ Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeU
 # --- statements ---------------------------------------------------------------------------
 
 class Text(Node, uncompared=("pieces",)):
-    """A string; `pieces` keeps how the author split it over lines (for fmt)."""
+    """A string; `pieces` keeps how the author split it over lines (for fmt), `span` where
+    the first piece starts and the last ends (for errors about the string itself)."""
 
     value: str
     pieces: tuple[str, ...] = ()
+    span: Span = NO_SPAN
 
 
 class Ruleset(Node):
@@ -426,6 +428,19 @@ class RuleFile(Node, uncompared=("path", "comments")):
 def stem_of(path: str) -> str:
     """The rule set name a file must carry: its name without .rules."""
     return Path(path).name.removesuffix(".rules")
+
+
+QUOTED_MAX = 60
+
+
+def quoted(value: object, limit: int = QUOTED_MAX) -> str:
+    """``repr`` of a user's text for an error message, cut to ``limit`` characters: a rule file
+    may hold a megabyte in one string, and an error must not repeat it."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    shown = repr(text[:limit])
+    return f"{shown[:-1]}...{shown[-1]} ({len(text)} characters)"
 
 
 def pci_id_text(vendor: int | None, device: int | None) -> str:

@@ -7,14 +7,17 @@ all files at once.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from ..errors import Location, RuleError
 from ..model import BAR_SLOTS
 from ..strategies import all_names
+from ..units import format_size
 from . import ast
-from .ast import stem_of
+from .ast import quoted, stem_of
 
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
@@ -25,8 +28,12 @@ RESERVED = {"device", "id", "revision", "second", "third", "with", "unknown", "r
             "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
 
 
-def check(rule_file: ast.RuleFile, stem: str | None = None) -> list[RuleError]:
-    """Problems in one file (empty list: none)."""
+def check(rule_file: ast.RuleFile, stem: str | None = None,
+          roots: Sequence[Path] | None = None) -> list[RuleError]:
+    """Problems in one file (empty list: none).
+
+    ``roots`` are the rule directories being loaded: example device files must lie in
+    them or in the corpus (without ``roots``: in the rule file's own directory)."""
     errors: list[RuleError] = []
 
     def err(node, message: str) -> None:
@@ -37,7 +44,7 @@ def check(rule_file: ast.RuleFile, stem: str | None = None) -> list[RuleError]:
     _check_header(rule_file, stem, err)
     roles = _check_roles(rule_file, err)
     _check_rules(rule_file, roles, err)
-    _check_examples(rule_file, err)
+    _check_examples(rule_file, err, roots)
     return errors
 
 
@@ -58,7 +65,7 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
                               " source \"path/file.c:LINE\" function NAME kernel \"6.12\"")
         for s in sources:
             if not _SOURCE_RE.match(s.where.value):
-                err(s, f"source {s.where.value!r} must be 'path/file.c:LINE'")
+                err(s, f"source {quoted(s.where.value)} must be 'path/file.c:LINE'")
             if s.function is None:
                 err(s, "source needs 'function NAME': the C function holding the check")
             if s.kernel is None:
@@ -177,12 +184,12 @@ def _bare(ref: ast.Ref) -> ast.Ref:
     return ast.Ref(ref.bar, ref.role, ref.native)
 
 
-def _check_examples(f: ast.RuleFile, err) -> None:
+def _check_examples(f: ast.RuleFile, err, roots: Sequence[Path] | None) -> None:
     strategies = set(all_names())
     for ex in f.examples:
         kinds = {type(i) for i in ex.items}
         if ast.Expect not in kinds:
-            err(ex, f"example {ex.title.value!r} expects nothing: add 'expect TARGET VERDICT' lines")
+            err(ex, f"example {quoted(ex.title.value)} expects nothing: add 'expect TARGET VERDICT' lines")
         has_device = ast.ExampleDevice in kinds
         if has_device and kinds & {ast.ExampleBar, ast.ExampleMsix, ast.ExampleId, ast.ExampleRevision}:
             err(ex, "an example takes either 'device \"FILE\"' or inline 'id'/'revision'/'bar'/'msix'"
@@ -193,12 +200,20 @@ def _check_examples(f: ast.RuleFile, err) -> None:
         for item in ex.items:
             if isinstance(item, ast.Expect):
                 if item.strategy not in strategies:
-                    err(item, f"unknown strategy {item.strategy!r}")
+                    err(item, f"unknown strategy {quoted(item.strategy)}")
                 if item.strategy in seen:
                     err(item, f"second expectation for {item.strategy}")
                 seen[item.strategy] = item
             elif isinstance(item, ast.ExampleBar) and item.index >= BAR_SLOTS:
                 err(item, "BAR index out of range 0..5")
+            elif isinstance(item, ast.ExamplePlatform) and not page_size_ok(item.page_size):
+                err(item, f"platform {format_size(item.page_size)}: a host page size is a power"
+                          " of two of at least 4K (4K, 16K, 64K)")
+            elif isinstance(item, ast.ExampleDevice):
+                try:
+                    locate_device(f.path, item.path.value, roots)
+                except DevicePathError as exc:
+                    err(item.path if item.path.span is not ast.NO_SPAN else item, str(exc))
         for kind, word in ((ast.ExamplePlatform, "platform"), (ast.ExampleId, "id"),
                            (ast.ExampleRevision, "revision")):
             extra = [i for i in ex.items if isinstance(i, kind)][1:]
@@ -222,7 +237,7 @@ def _check_inline_device(example: ast.Example, err) -> None:
     except ValueError as exc:
         items = [i for i in example.items if isinstance(i, (ast.ExampleBar, ast.ExampleMsix))]
         culprit = next((i for i in items if _item_invalid(i)), example)
-        err(culprit, f"impossible device in example {example.title.value!r}: {exc}")
+        err(culprit, f"impossible device in example {quoted(example.title.value)}: {exc}")
 
 
 def _item_invalid(item) -> bool:
@@ -235,3 +250,77 @@ def _item_invalid(item) -> bool:
     except ValueError:
         return True
     return False
+
+
+def page_size_ok(size: int) -> bool:
+    """What the model's Platform accepts and the CLI's --page-size asks: a power of two >= 4K."""
+    return size >= 4096 and size & (size - 1) == 0
+
+
+# --- example device files ----------------------------------------------------------------
+#
+# `device "FILE"` in an example names a file that `barsafe test` reads.  Rule files may come
+# from anyone, and barsafe runs as root, so the name may only lead into the corpus or the
+# rule directories: no absolute paths, no `..` out of them, no symlink whose target lies
+# outside.  check() reports such a name; testing.py looks files up through locate_device()
+# too, so a file outside is never read, whether or not check ran (cached rules skip it).
+
+DEVICE_PATH_MAX = 1024
+
+
+class DevicePathError(ValueError):
+    """An example's device file name that may not be used: the message says why."""
+
+
+def corpus_root() -> Path:
+    """The shipped corpus: beside the shipped rules/ (in a checkout and in the package alike)."""
+    from .library import DEFAULT_ROOT
+    return DEFAULT_ROOT.parent / "corpus"
+
+
+def device_dirs(rule_path: str) -> list[Path]:
+    """Where an example's device file is looked up, in order: beside the rule file, then
+    corpus/devices."""
+    return [Path(rule_path).parent, corpus_root() / "devices"]
+
+
+def device_roots(rule_path: str, roots: Sequence[Path] | None = None) -> list[Path]:
+    """The directories an example may read from, symlinks resolved: the corpus and the rule
+    roots (without roots: the rule file's own directory)."""
+    given = list(roots) if roots else [Path(rule_path).parent]
+    return [Path(os.path.realpath(p)) for p in (corpus_root(), *given)]
+
+
+def locate_device(rule_path: str, name: str, roots: Sequence[Path] | None = None) -> Path | None:
+    """The file (symlinks resolved) an example's `device "NAME"` reads; None when none of the
+    places holds it.  DevicePathError when the name may not be used at all."""
+    if not name.strip():
+        raise DevicePathError("example device: empty file name")
+    if len(name) > DEVICE_PATH_MAX:
+        raise DevicePathError(f"example device: file name longer than {DEVICE_PATH_MAX} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise DevicePathError(f"example device {quoted(name)}: control character in the file name")
+    if os.path.isabs(name):
+        raise DevicePathError(f"example device {quoted(name)}: an absolute path; name a file"
+                              " relative to the rule file or to corpus/devices")
+    allowed = device_roots(rule_path, roots)
+    inside = False
+    for base in device_dirs(rule_path):
+        candidate = base / name
+        try:
+            target = Path(os.path.realpath(candidate))
+            present = os.path.lexists(candidate)
+        except (OSError, ValueError) as exc:
+            raise DevicePathError(f"example device {quoted(name)}: cannot be looked up ({exc})") from None
+        if not any(target.is_relative_to(root) for root in allowed):
+            if present:  # a file or a link (dangling too: its target may appear later)
+                raise DevicePathError(f"example device {quoted(name)} leads outside the corpus and"
+                                      f" the rule directories (to {quoted(str(target))})")
+            continue
+        inside = True
+        if target.is_file():
+            return target
+    if not inside:
+        raise DevicePathError(f"example device {quoted(name)} leads outside the corpus and the"
+                              f" rule directories ({', '.join(map(str, allowed))})")
+    return None

@@ -78,9 +78,10 @@ class _ToAst(Transformer):
     def start(self, items):
         return list(items)
 
-    def text(self, tokens):
+    @v_args(meta=True)
+    def text(self, meta, tokens):
         pieces = tuple(_unquote(t) for t in tokens)
-        return ast.Text("".join(pieces), pieces)
+        return ast.Text("".join(pieces), pieces, self._span(meta))
 
     @v_args(meta=True)
     def ruleset(self, meta, items):

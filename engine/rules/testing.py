@@ -16,10 +16,11 @@ from ..model import Device, Platform
 from ..score import judge
 from ..sources import load as load_device
 from . import ast
+from .check import DevicePathError, corpus_root, locate_device, page_size_ok
 from .compile import inline_device
-from .library import DEFAULT_ROOT, Library, Ruleset
+from .library import Library, Ruleset
 
-CORPUS = DEFAULT_ROOT.parent / "corpus" / "devices"
+CORPUS = corpus_root() / "devices"
 
 
 @dataclass(frozen=True)
@@ -37,35 +38,48 @@ class ExampleResult:
         return self.expected == self.actual
 
 
-def example_device(rule_path: str, example: ast.Example) -> Device:
-    """A device file is looked up next to the rule file, then in the shipped corpus/devices."""
+def example_device(rule_path: str, example: ast.Example, roots: list[Path] | None = None) -> Device:
+    """A device file is looked up next to the rule file, then in the shipped corpus/devices;
+    only files inside the corpus and the rule roots are read (check.locate_device)."""
     item = next((i for i in example.items if isinstance(i, ast.ExampleDevice)), None)
     if item is None:
-        return inline_device(example)
-    for base in (Path(rule_path).parent, Path(rule_path).parent.parent / "corpus" / "devices", CORPUS):
-        candidate = base / item.path.value
-        if candidate.is_file():
-            devices = load_device(str(candidate))
-            with_msix = [d for d in devices if d.msix is not None]
-            if len(with_msix) != 1:
-                raise BarsafeError(f"{candidate}: an example device file must hold one MSI-X device",
-                                   item.span.location)
-            return with_msix[0]
-    raise BarsafeError(f"example device {item.path.value!r} not found next to the rule file"
-                       f" or in {CORPUS}", item.span.location)
+        try:
+            return inline_device(example)
+        except ValueError as exc:  # check() reports these; rules from a cache skip it
+            raise BarsafeError(f"impossible device: {exc}", example.span.location) from None
+    try:
+        found = locate_device(rule_path, item.path.value, roots)
+    except DevicePathError as exc:
+        raise BarsafeError(str(exc), item.span.location) from None
+    if found is None:
+        raise BarsafeError(f"example device {ast.quoted(item.path.value)} not found next to the"
+                           f" rule file or in {CORPUS}", item.span.location)
+    devices = load_device(str(found))
+    with_msix = [d for d in devices if d.msix is not None]
+    if len(with_msix) != 1:
+        raise BarsafeError(f"{found}: an example device file must hold one MSI-X device",
+                           item.span.location)
+    return with_msix[0]
 
 
 def example_platform(example: ast.Example) -> Platform:
     p = next((i for i in example.items if isinstance(i, ast.ExamplePlatform)), None)
-    return Platform() if p is None else Platform(p.page_size, p.io_space)
+    if p is None:
+        return Platform()
+    if not page_size_ok(p.page_size):  # check() reports it; rules from a cache skip it
+        raise BarsafeError(f"platform page size {p.page_size} is not a power of two >= 4K",
+                           p.span.location)
+    return Platform(p.page_size, p.io_space)
 
 
-def run_ruleset(rs: Ruleset) -> list[ExampleResult]:
+def run_ruleset(rs: Ruleset, roots: list[Path] | None = None) -> list[ExampleResult]:
+    """Every expectation of every example; ``roots``: the rule directories examples may read
+    device files from, besides the corpus (default: the rule file's own directory)."""
     results = []
     for example in rs.file.examples:
-        platform = example_platform(example)
         try:
-            device = example_device(rs.path, example)
+            platform = example_platform(example)
+            device = example_device(rs.path, example, roots)
         except BarsafeError as exc:
             where = str(exc.location or example.span.location)
             results.append(ExampleResult(rs.name, example.title.value, "-", "a device", "error",
@@ -84,7 +98,8 @@ def run_ruleset(rs: Ruleset) -> list[ExampleResult]:
 
 def run_library(library: Library, only: set[str] | None = None) -> list[ExampleResult]:
     results: list[ExampleResult] = []
+    roots = getattr(library, "roots", None)  # the directories it was loaded from, when it says
     for path, rs in sorted(((rs.path, rs) for rs in library.rulesets.values()), key=lambda t: t[0]):
         if only is None or path in only:
-            results.extend(run_ruleset(rs))
+            results.extend(run_ruleset(rs, roots))
     return results
