@@ -1,0 +1,67 @@
+"""engine/rules/cache.py: plain data that reads back only as the AST's own nodes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.rules import ast, cache, library
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, ast.RuleFile]:
+    return library.load(use_cache=False).files
+
+
+def test_every_shipped_rule_file_reads_back_equal_with_its_spans(shipped):
+    for path, tree in shipped.items():
+        back = cache.loads(cache.dumps(tree))
+        assert back == tree, path
+        assert repr(back) == repr(tree)  # repr shows every field but spans
+        assert [r.span for r in back.rules] == [r.span for r in tree.rules]
+        assert [c.text for c in back.comments] == [c.text for c in tree.comments]
+
+
+def test_nodes_read_back_frozen_and_hashable(shipped):
+    tree = cache.loads(cache.dumps(next(iter(shipped.values()))))
+    with pytest.raises(ast.FrozenInstanceError):
+        tree.rules[0].name = "x"
+    assert hash(tree.rules[0]) == hash(next(iter(shipped.values())).rules[0])
+    assert isinstance(tree.statements, tuple)
+
+
+@pytest.mark.parametrize("doc", [
+    {"@": "Path", "f": ["/etc/shadow"]},                     # a name from outside the AST
+    {"@": "object", "f": []},
+    {"@": "Node.__class__", "f": []},
+    {"@": "Zzz", "f": []},                                   # no such node
+    {"@": "Fixed", "f": [1, 2]},                             # wrong number of fields
+    {"@": "Fixed", "f": 3},
+    {"@": "Fixed", "f": [1], "x": 1},                        # stray keys
+    {"f": [1]},
+    {"__reduce__": "os.system"},
+])
+def test_anything_but_an_ast_node_is_refused(doc):
+    with pytest.raises(ValueError):
+        cache.loads(json.dumps(doc).encode())
+
+
+def test_a_tree_too_deep_to_store_is_simply_not_cached(tmp_path):
+    cond = ast.Fixed(0)
+    for _ in range(100_000):
+        cond = ast.Not(cond)
+    with pytest.raises(RecursionError):
+        cache.dumps(cond)
+    cache.put(tmp_path / "c", b"material", [("p", "n", (), (), cond)])
+    assert not (tmp_path / "c").exists()  # nothing written, not even the directory
+    assert cache.get(tmp_path / "c", b"material") is None
+
+
+def test_put_then_get_is_the_same_rows(tmp_path, shipped):
+    rows = [(path, f.name, tuple(f.matches), (), f) for path, f in shipped.items()]
+    cache.put(tmp_path / "c", b"m", rows)
+    got = cache.get(tmp_path / "c", b"m")
+    assert [(r.path, r.name, r.matches) for r in got] == [(p, n, m) for p, n, m, _, _ in rows]
+    assert [cache.loads(r.payload) for r in got] == [f for *_, f in rows]
+    assert cache.get(tmp_path / "c", b"other material") is None
