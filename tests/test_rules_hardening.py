@@ -138,7 +138,7 @@ def test_a_missing_device_file_is_for_test_to_report(tmp_path, capsys):
 
 # --- example values the model would refuse are check errors ------------------------------
 
-@pytest.mark.parametrize("page", ["3K", "0", "1", "2K", "12K", "99999999999999999999T"])
+@pytest.mark.parametrize("page", ["3K", "0", "1", "2K", "12K", "3T"])
 def test_platform_page_size_must_be_a_power_of_two_of_4k_or_more(tmp_path, capsys, page):
     text = ('ruleset t\nexample "e" {\n    bar0 mem32 64K\n    msix 8 table bar0 0x0 pba bar0 0x800\n'
             f'    platform {page}\n    expect off safe\n}}\n')
@@ -155,3 +155,92 @@ def test_platform_page_sizes_that_hosts_have(tmp_path, page):
     text = ('ruleset t\nexample "e" {\n    bar0 mem32 64K\n    msix 8 table bar0 0x0 pba bar0 0x800\n'
             f'    platform {page}\n    expect off safe\n}}\n')
     assert _check_errors(_write(tmp_path, "t.rules", text)) == []
+
+
+# --- nesting: a limit the parser enforces, and every walk works at it ----------------------
+
+from engine.rules.parse import MAX_NESTING  # noqa: E402
+
+_ATOM = "bar0 unchanged"
+NESTINGS = {  # name: condition with n levels
+    "not": lambda n: "not " * n + _ATOM,
+    "parentheses": lambda n: "(" * n + _ATOM + ")" * n,
+    "and": lambda n: "(bar1 unchanged and " * n + _ATOM + ")" * n,
+    "or": lambda n: "(bar1 is memory or " * n + _ATOM + ")" * n,
+    "and-or": lambda n: "(bar1 unchanged or (bar2 size >= 4K and " * (n // 2) + _ATOM + "))" * (n // 2),
+    "not-and": lambda n: "not (bar1 unchanged and " * (n // 2) + _ATOM + ")" * (n // 2),
+}
+
+
+def _nested_rule(cond: str) -> str:
+    return f'ruleset t\nrule a:\n    when {cond}\n    require {cond}\n    else warn "m"\n'
+
+
+@pytest.mark.parametrize("form", sorted(NESTINGS))
+def test_one_level_past_the_limit_is_an_error_at_its_place(form):
+    parse(_nested_rule(NESTINGS[form](MAX_NESTING)), "t.rules")
+    with pytest.raises(RuleErrors) as info:
+        parse(_nested_rule(NESTINGS[form](MAX_NESTING + 2)), "t.rules")
+    assert {e.message for e in info.value.errors} == {
+        f"condition nested deeper than {MAX_NESTING} levels (each 'not' and each pair of"
+        " parentheses is a level)"}
+    assert all(e.location.line in (3, 4) and e.location.column for e in info.value.errors)
+
+
+def test_far_deeper_nesting_is_the_same_error_not_a_crash():
+    with pytest.raises(RuleErrors, match="1 error"):
+        parse(_nested_rule("(" * 5_000 + _ATOM + ")" * 5_000).replace("when", "# when"), "t.rules")
+
+
+def _stack_depth() -> int:
+    import sys
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+@pytest.mark.parametrize("form", sorted(NESTINGS))
+def test_every_walk_works_at_the_limit_with_room_to_spare(form):
+    """parse, check, compile, evaluate (with evidence), fmt, pickle and == at the deepest
+    nesting allowed, with only 400 frames above the caller: a caller deep in its own stack
+    (the CLI, a test runner, the rule cache's encoder) still has most of Python's 1000."""
+    import pickle
+    import sys
+
+    from engine.model import Platform
+    from engine.rules.compile import Candidate, compile_file
+    from engine.rules.fmt import fmt
+    from engine.score import native_layout
+    from engine.sources import load
+
+    text = _nested_rule(NESTINGS[form](MAX_NESTING))
+    device = load(str(SEED))[0]
+    platform = Platform(64 * 1024, io_space=False)
+    layout = native_layout(device, platform)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + 400)
+    try:
+        f = parse(text, "t.rules")
+        assert check(f, "t") == []
+        compiled = compile_file(f)
+        trace: list[str] = []
+        for v in compiled.evaluate(Candidate(layout, layout, platform, device=device), trace):
+            assert v.evidence
+        formatted = fmt(f)
+        assert parse(formatted, "t.rules") == f and fmt(parse(formatted, "t.rules")) == formatted
+        assert pickle.loads(pickle.dumps(f)) == f and hash(f) == hash(parse(text, "t.rules"))
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@pytest.mark.parametrize("form", sorted(NESTINGS))
+def test_cli_at_and_past_the_limit(tmp_path, capsys, form):
+    for depth, code in ((MAX_NESTING, 0), (MAX_NESTING + 2, 2)):
+        text = (_nested_rule(NESTINGS[form](depth)) + 'example "e" {\n    bar0 mem32 64K\n'
+                "    msix 8 table bar0 0x0 pba bar0 0x800\n    expect bar0 refused\n}\n")
+        _write(tmp_path, "t.rules", text)
+        assert main(["check", str(tmp_path)]) == code
+        assert main(["fmt", "--check", str(tmp_path)]) in ((0, 1) if code == 0 else (2,))
+        assert main(["test", str(tmp_path)]) in ((0, 1) if code == 0 else (2,))
+    assert "internal error" not in capsys.readouterr().err

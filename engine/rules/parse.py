@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import Location, RuleError, RuleErrors
@@ -34,6 +34,13 @@ _SHOWN = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "COLON": "':'",
     "COMMA": "','",
 }
+
+
+# How deeply a condition may nest: each `not` and each pair of parentheses is a level.  The
+# parser itself is iterative, but the transformer, check, compile, fmt, evaluation and the
+# rule cache all walk conditions recursively; 64 levels keep every walk a few hundred frames
+# deep, far inside Python's default limit of 1000, whatever the caller's stack.
+MAX_NESTING = 64
 
 
 @lru_cache(maxsize=1)
@@ -327,6 +334,10 @@ def parse(text: str, path: str) -> ast.RuleFile:
             continue
         try:
             tree = parser().parse("\n" * (start - 1) + chunk)
+            too_deep = _too_deep(tree, path)
+            if too_deep is not None:
+                errors.append(too_deep)
+                continue
             statements.extend(transformer.transform(tree))
         except UnexpectedInput as exc:
             if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
@@ -344,6 +355,26 @@ def parse(text: str, path: str) -> ast.RuleFile:
     if errors:
         raise RuleErrors(errors)
     return ast.RuleFile(path, tuple(statements), tuple(_comments(text)))
+
+
+def _too_deep(tree: Tree, path: str) -> RuleError | None:
+    """The first condition nested deeper than MAX_NESTING, found without recursion.
+
+    Below a rule's `require`/`when`, an any_of node only comes from parentheses (the
+    top-level one is the condition itself) and a negate node from `not`."""
+    stack: list[tuple[Tree, int, bool]] = [(tree, 0, False)]
+    while stack:
+        node, level, in_cond = stack.pop()
+        if node.data == "negate" or (node.data == "any_of" and in_cond):
+            level += 1
+            if level > MAX_NESTING:
+                meta = node.meta
+                return RuleError(f"condition nested deeper than {MAX_NESTING} levels (each 'not'"
+                                 " and each pair of parentheses is a level)",
+                                 Location(path, getattr(meta, "line", None), getattr(meta, "column", None)))
+        in_cond = in_cond or node.data in ("any_of", "all_of", "negate")
+        stack.extend((child, level, in_cond) for child in node.children if isinstance(child, Tree))
+    return None
 
 
 def _last_code(start: int, chunk: str) -> tuple[int, int]:
