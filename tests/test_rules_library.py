@@ -236,6 +236,23 @@ def test_driver_and_module_match_when_nothing_matches_by_id(tmp_path):
         "by_driver": "driver vfio-pci (line 3)", "by_module": "module mpt3sas (line 3)"}
 
 
+def test_a_builtin_driver_in_use_matches_module_lines(tmp_path):
+    """lspci prints no "Kernel modules:" line for a built-in driver: the driver in use is the module."""
+    builtin = dataclasses.replace(SEED, vendor=0x1234, device=0x5678, driver="mpt3_sas", modules=())
+    lib = make_library(tmp_path, {"by_module": "match module mpt3_sas\n",
+                                  "dashed": "match module mpt3-sas\n",  # modprobe: '-' is '_'
+                                  "other": "match module megaraid_sas\n"})
+    assert names(lib.matching(builtin)) == ["by_module", "dashed"]
+    assert lib.rulesets["by_module"].match(builtin) == (2, "module mpt3_sas, the driver in use (line 3)")
+
+
+@pytest.mark.parametrize("stub", ["vfio-pci", "pci-stub"])
+def test_a_host_stub_driver_matches_no_module_line(tmp_path, stub):
+    bound = dataclasses.replace(SEED, vendor=0x1234, device=0x5678, driver=stub, modules=())
+    lib = make_library(tmp_path, {"vfio": "match module vfio_pci\n", "stub": "match module pci_stub\n"})
+    assert lib.matching(bound) == []
+
+
 def test_class_match_ranks_with_id_matches(tmp_path):
     lib = make_library(tmp_path, {"sas": "match class 0x0107\n", "by_id": "match id 1000:0097\n",
                                   "by_module": "match module mpt3sas\n"})

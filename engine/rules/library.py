@@ -79,9 +79,24 @@ def _match_one(m, device: Device) -> tuple[int, str] | None:
         return None
     if isinstance(m, ast.MatchDriver) and device.driver == m.name:
         return 2, f"driver {m.name} (line {m.span.line})"
-    if isinstance(m, ast.MatchModule) and m.name in device.modules:
-        return 2, f"module {m.name} (line {m.span.line})"
+    if isinstance(m, ast.MatchModule):
+        want = _module_name(m.name)
+        if any(_module_name(name) == want for name in device.modules):
+            return 2, f"module {m.name} (line {m.span.line})"
+        # A built-in driver prints "Kernel driver in use: nvme" and no "Kernel modules:" line;
+        # the driver in use is then the module too.  Not for the stub drivers a passed-through
+        # device is bound to on the host: they say nothing about the guest's driver.
+        if device.driver and device.driver not in HOST_STUB_DRIVERS and _module_name(device.driver) == want:
+            return 2, f"module {m.name}, the driver in use (line {m.span.line})"
     return None
+
+
+HOST_STUB_DRIVERS = frozenset({"vfio-pci", "pci-stub", "pciback", "xen-pciback"})
+
+
+def _module_name(name: str) -> str:
+    """modprobe treats '-' and '_' in module names as the same character."""
+    return name.replace("-", "_")
 
 
 @dataclass
