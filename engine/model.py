@@ -7,14 +7,21 @@ is not free even though nothing is implemented there.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from .units import KiB, align_up
+from .units import KiB, align_up, format_size, is_pow2, quote
 
 BAR_SLOTS = 6
 MSIX_ENTRY_SIZE = 16  # PCI_MSIX_ENTRY_SIZE: address lo/hi, data, vector control
 PAGE_SIZES = (4 * KiB, 16 * KiB, 64 * KiB)
+# Table Offset/BIR and PBA Offset/BIR are 32-bit registers, the BIR in bits 2:0 (PCI 3.0 6.8.2).
+# Only a real device is held to it: a simulated relocation may compute a wider offset, which
+# relocate.py reports as the overflow it is.
+MSIX_OFFSET_LIMIT = 1 << 32
+MAX_ROM_SIZE = 1 << 31  # the Expansion ROM BAR is a 32-bit register (address bits 31:11)
 
 
 class BarKind(Enum):
@@ -25,6 +32,107 @@ class BarKind(Enum):
     @property
     def is_memory(self) -> bool:
         return self is not BarKind.IO
+
+
+# A BAR's size is its lowest writable address bit (Linux drivers/pci/probe.c pci_size:
+# "size & ~(size-1)"), so a power of two no larger than the register's top address bit: bit 31
+# for a 32-bit memory or I/O BAR, bit 63 for a 64-bit one.  PCI 3.0 6.2.5.1 asks I/O BARs to
+# stay within 256 bytes, but Linux does not enforce that (it masks I/O sizes only with
+# IO_SPACE_LIMIT: 64K on x86, 16M on arm64), so neither does barsafe: only the impossible is refused.
+MAX_BAR_SIZE = {BarKind.IO: 1 << 31, BarKind.MEM32: 1 << 31, BarKind.MEM64: 1 << 63}
+_BAR_WIDTH = {BarKind.IO: "an I/O", BarKind.MEM32: "a 32-bit", BarKind.MEM64: "a 64-bit"}
+
+
+def _size_text(size: int) -> str:
+    return f"{format_size(size)} ({size:#x} bytes)" if size >= 1024 else f"{size} bytes"
+
+
+def bar_size_problem(kind: BarKind, size: int) -> str | None:
+    """Why a real device cannot have a BAR of this kind and size (0: size unknown, allowed)."""
+    if size < 0:
+        return "BAR size cannot be negative"
+    if size and not is_pow2(size):
+        return (f"BAR size {_size_text(size)} is not a power of two: a BAR's size is its"
+                f" lowest writable address bit")
+    if size > MAX_BAR_SIZE[kind]:
+        return (f"BAR size {_size_text(size)} is larger than {_BAR_WIDTH[kind]} BAR can"
+                f" describe (at most {format_size(MAX_BAR_SIZE[kind])})")
+    return None
+
+
+def rom_size_problem(size: int) -> str | None:
+    if size < 0:
+        return "ROM size cannot be negative"
+    if size and not is_pow2(size):
+        return f"ROM size {_size_text(size)} is not a power of two (it is sized like a BAR)"
+    if size > MAX_ROM_SIZE:
+        return f"ROM size {_size_text(size)} is larger than the 32-bit ROM BAR can describe (2G)"
+    return None
+
+
+# lspci.c show_slot_name prints "%04x:" for the domain (a 32-bit number: 5 digits behind Intel
+# VMD, whose domains start at 0x10000), then show_slot_path "%02x:%02x.%d": bus, device (5 bits,
+# so at most 1f) and function (3 bits); sysfs names devices the same way with the domain always
+# present.  Nothing else may stand where a slot goes into a QEMU or Proxmox configuration.
+SLOT_RE = re.compile(r"(?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]")
+# A module name is a kbuild file name with '-' turned into '_', at most MODULE_NAME_LEN - 1 = 55
+# characters (include/linux/module.h); older pcimap lookups print the '-' form.
+MODULE_RE = re.compile(r"[A-Za-z0-9_-]{1,55}")
+# A driver name is struct pci_driver .name as sysfs shows it under /sys/bus/pci/drivers, where
+# kobject_set_name turns '/' into '!'.  In-tree PCI drivers use more than [A-Za-z0-9_-]: spaces
+# ("pci1xxxx serial", "intel ips"), '+' ("speedfax+ pci"), non-ASCII letters ("CAFÉ NAND");
+# other names carry '(', ')' and '.'.  None needs ':', '<', '>', '=', ',', '#', quotes or
+# control characters, the characters that could start a new option or close a comment in a
+# hypervisor configuration ("-->", "hookscript:").
+_DRIVER_PUNCT = frozenset(" _-+.()!")
+DRIVER_NAME_MAX = 255  # NAME_MAX: one sysfs directory entry
+
+
+def slot_problem(slot: str) -> str | None:
+    if SLOT_RE.fullmatch(slot):
+        return None
+    m = re.fullmatch(r"(?:([0-9a-fA-F]+):)?([0-9a-fA-F]+):([0-9a-fA-F]+)\.([0-9a-fA-F]+)", slot)
+    if m:
+        domain, bus, dev, fn = m.groups()
+        if domain is not None and not 4 <= len(domain) <= 8:
+            return f"PCI domain {quote(domain)} must be 4 to 8 hex digits"
+        if len(bus) != 2:
+            return f"PCI bus {quote(bus)} must be 2 hex digits"
+        if len(dev) != 2 or int(dev, 16) > 0x1F:
+            return f"PCI device {quote(dev)} must be 2 hex digits, 00 to 1f"
+        return f"PCI function {quote(fn)} must be 0 to 7"
+    return f"not a PCI address: {quote(slot)} (expected [DDDD:]BB:DD.F, e.g. 0000:03:00.0)"
+
+
+def driver_problem(name: str) -> str | None:
+    if not name or len(name) > DRIVER_NAME_MAX:
+        return f"driver name must be 1 to {DRIVER_NAME_MAX} characters"
+    if name != name.strip(" "):
+        return f"driver name {quote(name)} has leading or trailing spaces"
+    bad = next((ch for ch in name if not (ch.isalnum() or ch in _DRIVER_PUNCT)), None)
+    if bad is not None:
+        return (f"driver name {quote(name)} contains {quote(bad)}: Linux driver names are"
+                f" letters, digits, spaces and _-+.()!")
+    return None
+
+
+def module_problem(name: str) -> str | None:
+    if MODULE_RE.fullmatch(name):
+        return None
+    return (f"module name {quote(name)} is not a Linux module name"
+            f" (1 to 55 of A-Z a-z 0-9 _ -)")
+
+
+def text_problem(text: str) -> str | None:
+    """Free text (device and class names, notes) may hold any printable character, tabs too.
+
+    Control characters and Unicode line/paragraph separators are refused: lspci prints names from
+    pci.ids, which holds none, and would break a report line.  Other odd characters (bidi
+    controls, private use) are kept and escaped where text is rendered (engine/report)."""
+    for ch in text:
+        if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return f"control character {quote(ch)} in text {quote(text)}"
+    return None
 
 
 class SlotState(Enum):
@@ -117,6 +225,37 @@ class Device:
     origin: str | None = field(default=None, compare=False)  # file:line it was read from
 
     def __post_init__(self) -> None:
+        """What a real device (as a source reads it, or a rule example describes it) can be.
+
+        Readers check the same things first, to point at the line; this is the backstop.
+        Layouts a simulation computes are not Devices and are not held to these bounds."""
+        for name, top in (("vendor", 0xFFFF), ("device", 0xFFFF), ("subsystem_vendor", 0xFFFF),
+                          ("subsystem_device", 0xFFFF), ("class_code", 0xFFFF), ("revision", 0xFF)):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= top:
+                raise ValueError(f"{name} {quote(value)} out of range 0..{top:#x}")
+        problem = None
+        if self.slot is not None:
+            problem = slot_problem(self.slot)
+        if problem is None and self.driver is not None:
+            problem = driver_problem(self.driver)
+        for module in self.modules:
+            problem = problem or module_problem(module)
+        for text in (self.name, self.class_name, *self.notes,
+                     *(part for pair in self.provenance for part in pair)):
+            if text is not None:
+                problem = problem or text_problem(text)
+        for bar in self.bars:
+            problem = problem or bar_size_problem(bar.kind, bar.size)
+        if self.rom_size is not None:
+            problem = problem or rom_size_problem(self.rom_size)
+        if self.msix is not None:
+            for what, offset in (("table", self.msix.table_offset), ("PBA", self.msix.pba_offset)):
+                if offset >= MSIX_OFFSET_LIMIT:
+                    problem = problem or (f"MSI-X {what} offset {offset:#x} does not fit the"
+                                          f" capability's 32-bit offset field")
+        if problem is not None:
+            raise ValueError(problem)
         indices = [b.index for b in self.bars]
         if indices != sorted(set(indices)):
             raise ValueError(f"BARs must have distinct indices in order, got {indices}")

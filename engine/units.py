@@ -9,15 +9,38 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 _SUFFIX = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": 1024 * GiB}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+# ASCII digits only: \d would also take other scripts' digits ("٣", "３"), which int() accepts.
+_SIZE_RE = re.compile(r"[ \t]*([0-9]+)[ \t]*([KMGT]?)(?:i?B)?[ \t]*", re.IGNORECASE)
+# 2**64 has 20 digits; a longer number is no size of anything on a 64-bit bus, and refusing it
+# before int() avoids Python's 4300-digit conversion limit (and the quadratic work below it).
+MAX_SIZE_DIGITS = 20
+MAX_SIZE = 1 << 64  # the whole 64-bit address space
+
+QUOTE_LIMIT = 60
+
+
+def quote(text: object, limit: int = QUOTE_LIMIT) -> str:
+    """A value from input as an error message shows it: cut to ``limit`` characters, then repr,
+    so a message stays one line (repr escapes newlines and control characters) and short."""
+    if isinstance(text, int) and text.bit_length() > 128:  # str() of a huge int is slow or refused
+        return f"<a {text.bit_length()}-bit number>"
+    text = str(text)
+    return repr(text[:limit] + "...") if len(text) > limit else repr(text)
 
 
 def parse_size(text: str) -> int:
-    """'64K' -> 65536. Raises ValueError on anything else."""
-    m = _SIZE_RE.match(text)
+    """'64K' -> 65536. Raises ValueError on anything else, and on sizes beyond 2**64."""
+    m = _SIZE_RE.fullmatch(text)
     if not m:
-        raise ValueError(f"not a size: {text!r} (expected e.g. 256, 64K, 1M, 2G)")
-    return int(m.group(1)) * _SUFFIX[m.group(2).upper()]
+        raise ValueError(f"not a size: {quote(text)} (expected e.g. 256, 64K, 1M, 2G)")
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > MAX_SIZE_DIGITS:
+        raise ValueError(f"size {quote(text)} has {len(digits)} digits: too large for any"
+                         f" address space (at most 2^64 bytes)")
+    value = int(digits) * _SUFFIX[m.group(2).upper()]
+    if value > MAX_SIZE:
+        raise ValueError(f"size {quote(text)} is larger than the 64-bit address space")
+    return value
 
 
 def format_size(value: int) -> str:
