@@ -108,3 +108,13 @@ def test_console_script_runs_as_a_process():
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["target"] == 0
+
+
+def test_python_dash_m_engine_is_the_same_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("BARSAFE_CACHE", "0")
+    run = subprocess.run([sys.executable, "-m", "engine", "which", SEED, "--page-size", "64K",
+                          "--no-io-space", "--emit", "qemu"], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("x-msix-relocation=bar5")
+    usage = subprocess.run([sys.executable, "-m", "engine", "--version"], capture_output=True, text=True)
+    assert usage.stdout.startswith("barsafe ")

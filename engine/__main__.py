@@ -1,0 +1,7 @@
+"""`python -m engine`: the same command line as `barsafe`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
