@@ -246,27 +246,20 @@ def msix_devices(devices: list[Device]) -> list[Device]:
 def emit_config(kind: str, answers: list, hostpci: int) -> str:
     """Only the configuration for each device's recommendation, ready to paste."""
     from .report import config
-    relocated = [(a.device.slot, a.recommendation.option) for a in answers
-                 if a.recommendation is not None and a.recommendation.strategy != "off" and a.device.slot]
-    notes = []
-    for a in answers:
-        if a.recommendation is None:
-            notes.append(f"{a.device.slot}: no safe target ({a.why})")
-        elif a.recommendation.strategy == "off":
-            notes.append(f"{a.device.slot}: no relocation needed")
-    if kind == "qemu":
-        lines = [f"# {n}" for n in notes] + [config.qemu_device(slot, opt) for slot, opt in relocated]
-    elif kind == "libvirt":
-        lines = [f"<!-- {n} -->" for n in notes]
-        if relocated:
-            lines.append(config.libvirt_domain(relocated))
-    else:
-        assignments = [(hostpci + i, opt) for i, (_, opt) in enumerate(relocated)]
-        lines = [f"# {n}" for n in notes]
-        lines += [f"# hostpci{n} = {slot}" for (n, _), (slot, _) in zip(assignments, relocated)]
-        if relocated:
-            lines.append(config.proxmox_args(assignments))
-    return "\n".join(lines)
+    return config.emit(kind, answers, hostpci)
+
+
+def hostpci_arg(value: str) -> int:
+    """--hostpci: a Proxmox VE hostpciN index, 0..15 (engine/report/config.py PROXMOX_HOSTPCI_MAX)."""
+    from .report.config import PROXMOX_HOSTPCI_MAX
+    try:
+        index = int(value, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= index <= PROXMOX_HOSTPCI_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{index}: Proxmox VE names passed-through devices hostpci0 to hostpci{PROXMOX_HOSTPCI_MAX}")
+    return index
 
 
 def cmd_which(args: argparse.Namespace) -> int:
@@ -395,8 +388,9 @@ def add_rule_commands(sub, add_input) -> None:
     which.add_argument("--json", action="store_true", help="JSON output")
     which.add_argument("--emit", choices=("qemu", "libvirt", "proxmox"),
                        help="print only the configuration for each recommendation")
-    which.add_argument("--hostpci", type=int, default=0, metavar="N",
-                       help="with --emit proxmox: the VM's hostpciN index of the (first) device (default 0)")
+    which.add_argument("--hostpci", type=hostpci_arg, default=0, metavar="N",
+                       help="with --emit proxmox: the VM's hostpciN index of the (first) device,"
+                            " 0..15 (default 0)")
     which.set_defaults(func=cmd_which)
 
     check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")

@@ -6,6 +6,7 @@ import html
 import json
 
 from ..audit import COUNTS
+from .safe import long_text, markdown as md, printable
 
 _COLOURS = {"safe": "#2e7d32", "warn": "#f9a825", "forbid": "#c62828", "refused": "#6a1b9a",
             "no_pick": "#9e9e9e"}
@@ -13,11 +14,12 @@ _HEAD = ("strategy", "page", "devices", "need", *COUNTS)
 
 
 def _rows(result: dict) -> list[tuple[str, ...]]:
+    """Raw cells: each format escapes them once, for its own syntax."""
     rows = []
     for name, by_page in result["strategies"].items():
         for page, cell in by_page.items():
-            rows.append((name, page, str(cell["devices"]), str(cell["needs_relocation"]),
-                         *(str(cell[k]) for k in COUNTS)))
+            rows.append((name, page, str(cell["devices"]),
+                         str(cell["needs_relocation"]), *(str(cell[k]) for k in COUNTS)))
     return rows
 
 
@@ -45,23 +47,23 @@ def _footer(result: dict) -> list[str]:
 
 
 def table(result: dict) -> str:
-    rows = [_HEAD, *_rows(result)]
+    rows = [_HEAD, *(tuple(printable(c) for c in r) for r in _rows(result))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD))]
     lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     broken = _broken_lines(result)
     if broken:
-        lines += ["", "broken (forbid):", *("  " + b for b in broken)]
-    return "\n".join(lines + [""] + _footer(result)) + "\n"
+        lines += ["", "broken (forbid):", *("  " + long_text(b) for b in broken)]
+    return "\n".join(lines + [""] + [long_text(f) for f in _footer(result)]) + "\n"
 
 
 def markdown(result: dict) -> str:
-    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-    lines += ["| " + " | ".join(r) + " |" for r in _rows(result)]
+    lines = ["| " + " | ".join(md(h) for h in _HEAD) + " |", "|" + "---|" * len(_HEAD)]
+    lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in _rows(result)]
     broken = _broken_lines(result)
     if broken:
-        lines += ["", "Broken (forbid):", "", *(f"- {b}" for b in broken)]
-    return "\n".join(lines + [""] + _footer(result)) + "\n"
+        lines += ["", "Broken (forbid):", "", *(f"- {md(b)}" for b in broken)]
+    return "\n".join(lines + [""] + [md(f) for f in _footer(result)]) + "\n"
 
 
 def to_json(result: dict) -> str:
@@ -80,7 +82,7 @@ def _chart(result: dict) -> str:
         y = 10 + i * row_h
         total = cell["needs_relocation"] or 1
         parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="12">'
-                     f'{html.escape(name)} {page}</text>')
+                     f'{_h(name)} {_h(page)}</text>')
         x = left
         for k in COUNTS:
             w = bar_w * cell[k] / total
@@ -96,11 +98,17 @@ def _chart(result: dict) -> str:
     return "\n".join(parts)
 
 
+def _h(text: str) -> str:
+    """HTML text: one line, control characters escaped (raw ones are invalid in HTML), then
+    the markup characters and quotes as entities (html.escape with quote=True)."""
+    return html.escape(long_text(text))
+
+
 def to_html(result: dict) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEAD)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in _rows(result))
-    broken = "".join(f"<li>{html.escape(b)}</li>" for b in _broken_lines(result))
-    footer = "".join(f"<p>{html.escape(f)}</p>" for f in _footer(result))
+    head = "".join(f"<th>{_h(h)}</th>" for h in _HEAD)
+    body = "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in _rows(result))
+    broken = "".join(f"<li>{_h(b)}</li>" for b in _broken_lines(result))
+    footer = "".join(f"<p>{_h(f)}</p>" for f in _footer(result))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>barsafe audit</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}

@@ -6,6 +6,7 @@ import json
 
 from .. import __version__
 from ..units import format_size
+from .safe import c_comment
 
 
 def _header(platform) -> str:
@@ -23,8 +24,10 @@ def to_c(entries, conflicts, platform) -> str:
              "    int bar;",
              "} vfio_msix_relocation_table[] = {"]
     for e in entries:
+        # rule set names and evidence come from rule files: escaped so they cannot end the
+        # comment or the line (what the old `.replace("*/ */", "*/")` only half did)
         lines.append(f"    {{ 0x{e.vendor:04x}, 0x{e.device:04x}, {e.target} }},"
-                     f" /* {', '.join(e.rulesets)}: {e.evidence} */".replace("*/ */", "*/"))
+                     f" /* {c_comment(', '.join(e.rulesets) + ': ' + e.evidence)} */")
     lines.append("};")
     for c in conflicts:
         lines.append(f"/* left out {c.vendor:04x}:{c.device:04x}: records disagree"

@@ -6,6 +6,7 @@ from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, 
 from . import config
 from ..relocate import Outcome, analyse_pages
 from ..units import format_size
+from .safe import long_text, printable
 
 
 def bar_line(b: Bar, address: str | None = None) -> str:
@@ -26,11 +27,16 @@ def msix_lines(m: Msix) -> list[str]:
             f"\tPBA: BAR={m.pba_bar} offset={m.pba_offset:08x}"]
 
 
+def slot_text(d: Device) -> str:
+    return printable(d.slot) if d.slot else "-"
+
+
 def header(d: Device) -> str:
-    cls = d.class_name or (f"[{d.class_code:04x}]" if d.class_code is not None else "")
+    cls = printable(d.class_name) if d.class_name else (
+        f"[{d.class_code:04x}]" if d.class_code is not None else "")
     rev = f" (rev {d.revision:02x})" if d.revision is not None else ""
-    name = f" {d.name}" if d.name else ""
-    return f"{d.slot or '-'} {cls + ':' if cls else ''}{name} [{d.id_text}]{rev}".replace("  ", " ")
+    name = f" {printable(d.name)}" if d.name else ""
+    return f"{slot_text(d)} {cls + ':' if cls else ''}{name} [{d.id_text}]{rev}".replace("  ", " ")
 
 
 def show(d: Device) -> str:
@@ -54,10 +60,10 @@ def show(d: Device) -> str:
     elif not d.msix_unknown:
         lines.append("\tno MSI-X capability")
     if d.driver:
-        lines.append(f"\tKernel driver in use: {d.driver}")
+        lines.append(f"\tKernel driver in use: {printable(d.driver)}")
     if d.modules:
-        lines.append(f"\tKernel modules: {', '.join(d.modules)}")
-    lines.extend(f"\tnote: {n}" for n in d.notes)
+        lines.append(f"\tKernel modules: {modules_text(d)}")
+    lines.extend(f"\tnote: {long_text(n)}" for n in d.notes)
     return "\n".join(lines)
 
 
@@ -66,10 +72,16 @@ def platform_text(p: Platform) -> str:
     return f"host pages {format_size(p.page_size)}, {io}"
 
 
+def modules_text(d: Device) -> str:
+    return ", ".join(printable(m) for m in d.modules)
+
+
 def qemu_option(d: Device, o: Outcome) -> str:
     if o.option is None:
         return f"(none: {o.vmm} lays out MSI-X itself; QEMU has no option for this layout)"
-    return f"-device vfio-pci,host={d.slot or 'SLOT'},x-msix-relocation={o.option}"
+    if d.slot is None:
+        return f"-device vfio-pci,host=SLOT,x-msix-relocation={o.option}"
+    return config.qemu_device(d.slot, o.option)
 
 
 def outcome(d: Device, o: Outcome, platform: Platform) -> str:
@@ -77,7 +89,7 @@ def outcome(d: Device, o: Outcome, platform: Platform) -> str:
     title = o.strategy if o.strategy == o.option else f"{o.strategy} -> {moved}"
     lines = [f"== {title}"]
     if o.refused is not None:
-        lines.append(f"\trefused: {o.refused}")
+        lines.append(f"\trefused: {long_text(o.refused)}")
     else:
         assert o.layout is not None
         native = {b.index: b for b in d.bars}
@@ -95,8 +107,8 @@ def outcome(d: Device, o: Outcome, platform: Platform) -> str:
                 a = analyse_pages(o.layout.bars, o.layout.msix, platform, o.layout.device_backed)
                 lines.append(f"\tpages: {a.reason}")
         lines.append(f"\tQEMU: {qemu_option(d, o)}")
-    lines.extend(f"\tnote: {n}" for n in o.notes)
-    lines.extend(f"\tFINDING ({f.severity}, {f.rule}): {f.message}" for f in o.findings)
+    lines.extend(f"\tnote: {long_text(n)}" for n in o.notes)
+    lines.extend(f"\tFINDING ({f.severity}, {printable(f.rule)}): {long_text(f.message)}" for f in o.findings)
     return "\n".join(lines)
 
 
@@ -109,13 +121,13 @@ def cost_text(cost: int | None) -> str:
 def which(a) -> str:
     """One device's answer: candidates table, recommendation, configuration to paste."""
     d = a.device
-    driver = ", ".join(x for x in (f"driver {d.driver}" if d.driver else "",
-                                   f"modules {', '.join(d.modules)}" if d.modules else "") if x)
+    driver = ", ".join(x for x in (f"driver {printable(d.driver)}" if d.driver else "",
+                                   f"modules {modules_text(d)}" if d.modules else "") if x)
     lines = [header(d) + (f" ({driver})" if driver else ""),
              f"  {platform_text(a.platform)}"]
-    lines += [f"  rules: {r}" for r in a.match_reasons]
+    lines += [f"  rules: {long_text(r)}" for r in a.match_reasons]
     lines.append(f"  {'relocation needed' if a.needs_relocation else 'no relocation needed'}:"
-                 f" {a.pages.reason if a.pages else a.why}")
+                 f" {long_text(a.pages.reason if a.pages else a.why)}")
     rows = [("candidate", "target", "verdict", "cost", "reasons")]
     for r in a.candidates:
         reasons = "; ".join(f"{v.rule_id}: {v.evidence}" for v in r.judgement.violations)
@@ -128,21 +140,22 @@ def which(a) -> str:
                    else f"{r.judgement.outcome.vmm}'s own layout, not a QEMU option")
             reasons = (reasons + "; " if reasons else "") + own
         target = "-" if r.target is None else f"BAR{r.target}"
-        rows.append((r.strategy, target, r.verdict, cost_text(r.mmio_cost), reasons))
+        rows.append((r.strategy, target, r.verdict, cost_text(r.mmio_cost), long_text(reasons)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4])
     off = a.candidates[0].judgement.outcome
-    lines += [f"  note: {n}" for n in off.notes if n.startswith("QEMU PBA quirk")]
+    lines += [f"  note: {long_text(n)}" for n in off.notes if n.startswith("QEMU PBA quirk")]
     rec = a.recommendation
     if rec is None:
-        lines.append(f"  recommendation: none: {a.why}")
+        lines.append(f"  recommendation: none: {long_text(a.why)}")
     elif rec.strategy == "off":
-        lines.append(f"  recommendation: off ({a.why})")
+        lines.append(f"  recommendation: off ({long_text(a.why)})")
     else:
         lines.append(f"  recommendation: {rec.option} ({rec.verdict}, {cost_text(rec.mmio_cost)} MMIO)")
         if rec.verdict == "warn":
-            lines += [f"    warning: {v.rule_id}: {v.message}" for v in rec.judgement.violations]
+            lines += [f"    warning: {long_text(v.rule_id)}: {long_text(v.message)}"
+                      for v in rec.judgement.violations]
         if d.slot:
             lines.append(f"  QEMU:    {config.qemu_device(d.slot, rec.option)}")
             lines.append("  libvirt: in <devices>, and <qemu:override> at the end of <domain>"
