@@ -57,12 +57,17 @@ class Audit:
         self.cells = {(s, p): Cell() for s in self.strategies for p in self.page_sizes}
         self.inputs = 0
         self.failed_inputs: list[str] = []
+        self.broken_capabilities: list[dict] = []  # not a relocation question: kept out of the verdicts
 
     def add(self, device: Device) -> None:
         if device.msix is None:
             return
         for page in self.page_sizes:
             a = answer(device, Platform(page, self.io_space), self.library)
+            if a.broken and page == self.page_sizes[0]:  # the diagnosis does not depend on the host
+                self.broken_capabilities.append(
+                    {"slot": device.slot, "vendor": device.vendor, "device": device.device,
+                     "problems": [p.summary for p in a.msix.problems if p.blocking]})
             rows = {r.strategy: r for r in a.candidates}
             for name in self.strategies:
                 cell = self.cells[(name, page)]
@@ -82,6 +87,7 @@ class Audit:
             "io_space": self.io_space,
             "inputs": self.inputs,
             "inputs_failed": sorted(self.failed_inputs),
+            "broken_capabilities": self.broken_capabilities,
             "strategies": {s: {format_size(p): self.cells[(s, p)].as_dict() for p in self.page_sizes}
                            for s in self.strategies},
         }

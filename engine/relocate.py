@@ -8,13 +8,16 @@ Source modelled: QEMU hw/vfio/pci.c (upstream, 2025), functions
 sizes: a BAR whose region has size 0 is never registered, so QEMU treats
 its slot as empty.  On a host without I/O port space the kernel cannot size
 or assign an I/O BAR, so the same happens to every I/O BAR there.
+
+``diagnose_msix`` is the one place that decides an MSI-X capability is
+broken in itself (a table the host cannot map): not a relocation question.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Msix, Platform
+from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Msix, Platform, SlotState
 from .units import GiB, align_down, align_up, format_size, is_pow2, pow2ceil
 
 UINT32_MAX = 0xFFFFFFFF
@@ -120,6 +123,148 @@ def rfc_cost(slot: QemuBar, msix_sz: int) -> int:
     return max(slot.size * 2, msix_sz * 2 if slot.size else msix_sz)
 
 
+# --- a capability that is broken in itself ------------------------------------------------------
+#
+# What the host does with the Table BIR/offset (Linux 6.12.117, drivers/pci/msi/msi.c):
+# msix_capability_init (:714) maps the table with msix_map_region (:565-584), which reads the BIR,
+# returns NULL when pci_resource_flags(dev, bir) is 0 or IORESOURCE_UNSET (:576-578), and otherwise
+# ioremaps pci_resource_start(dev, bir) + offset for entries * 16 bytes (:581-583), checking neither
+# that the BIR is 0..5, nor that the resource is memory, nor that the table fits in the BAR.  A NULL
+# map fails MSI-X with -ENOMEM (:734-737).  The host does this for the guest too: vfio-pci enables
+# the vectors QEMU asks for with pci_alloc_irq_vectors (drivers/vfio/pci/vfio_pci_intrs.c:393,
+# vfio_msi_enable), so relocating the guest's view of the table changes nothing on the host.
+# The PBA is different: the host never reads it (no code under drivers/pci/msi/ or drivers/vfio/
+# touches PCI_MSIX_PBA), and QEMU emulates its own (hw/pci/msix.c msix_init allocates msix_pba);
+# only QEMU's layout checks look at where the device says it is.
+
+_LINUX_MAP = "Linux 6.12 drivers/pci/msi/msi.c msix_map_region"
+_QEMU_PBA = ("the host never reads the PBA (drivers/pci/msi/ has no access to it) and QEMU emulates"
+             " its own, so any x-msix-relocation target, which re-lays table and PBA, lets QEMU accept"
+             " the device")
+
+
+@dataclass(frozen=True, slots=True)
+class MsixProblem:
+    """One way the MSI-X capability contradicts the device's own BARs."""
+
+    structure: str  # "table" | "PBA"
+    kind: str  # reserved-bir | no-bar | upper-half | io-bar | past-end
+    blocking: bool  # the host cannot use the table: no relocation target can help
+    summary: str  # one line, for tables and reasons
+    detail: str  # what Linux and QEMU do with it, with sources
+
+
+@dataclass(frozen=True, slots=True)
+class MsixDiagnosis:
+    """diagnose_msix's answer: the one place that decides a capability is broken."""
+
+    problems: tuple[MsixProblem, ...] = ()
+    unchecked: tuple[str, ...] = ()  # checks the input did not allow (a BAR of unknown size)
+
+    @property
+    def broken(self) -> bool:
+        """The host cannot map the table: MSI-X cannot work, whatever QEMU shows the guest."""
+        return any(p.blocking for p in self.problems)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(p.summary for p in self.problems if p.blocking or not self.broken)
+
+
+def diagnose_msix(device: Device) -> MsixDiagnosis:
+    """Check the MSI-X table and PBA against the BARs the device implements.
+
+    Independent of the host platform and of relocation: a BIR naming a slot the
+    device does not implement, an upper half, a reserved value or an I/O BAR,
+    or a structure running past the end of its BAR, is the device's fault.
+    A table problem is blocking (the host's msix_map_region fails, or maps
+    something that is not the table); a PBA problem is not (nobody reads the
+    device's PBA, and QEMU accepts it with relocation).  A BAR whose size the
+    input does not give is reported as unchecked, not guessed.
+    """
+    msix = device.msix
+    if msix is None:
+        return MsixDiagnosis()
+    problems: list[MsixProblem] = []
+    unchecked: list[str] = []
+    for structure, bir, offset, length in (("table", msix.table_bar, msix.table_offset, msix.table_bytes),
+                                           ("PBA", msix.pba_bar, msix.pba_offset, msix.pba_bytes)):
+        bar = device.bar(bir) if bir < BAR_SLOTS else None
+        if bar is not None and not bar.is_io and bar.size == 0:
+            unchecked.append(f"BAR{bir}'s size is not in the input, so barsafe cannot tell whether the"
+                             f" MSI-X {structure} ({length} bytes at {offset:#x}) fits in it")
+            continue
+        found = _locate_problem(device, structure, bir, offset, length)
+        if found is not None:
+            kind, summary, linux, qemu_off = found
+            if structure == "table":
+                detail = (f"{summary}. {_sentence(linux)}; the host cannot use the device's MSI-X table, and no"
+                          f" relocation changes that: QEMU moves only the guest's view of the table, while"
+                          f" the host's vfio-pci enables the vectors through the same code"
+                          f" (drivers/vfio/pci/vfio_pci_intrs.c vfio_msi_enable)")
+            elif kind == "reserved-bir":
+                detail = (f"{summary}. {_sentence(qemu_off)}; it reads the BIR before it relocates"
+                          f" anything, so no x-msix-relocation target avoids that")
+            else:
+                detail = f"{summary}. {_sentence(qemu_off)}; {_QEMU_PBA}" + _pba_quirk(device)
+            problems.append(MsixProblem(structure, kind, structure == "table" or kind == "reserved-bir",
+                                        summary, detail))
+    return MsixDiagnosis(tuple(problems), tuple(unchecked))
+
+
+def _locate_problem(device: Device, structure: str, bir: int, offset: int,
+                    length: int) -> tuple[str, str, str, str] | None:
+    """(kind, summary, what the host's Linux does, what QEMU does with relocation off), or None."""
+    where = f"MSI-X {structure} BIR {bir}"
+    if bir >= BAR_SLOTS:
+        resource = "the expansion ROM" if bir == 6 else "the first SR-IOV VF BAR (with CONFIG_PCI_IOV)"
+        return ("reserved-bir", f"{where} is reserved: only 0..5 name a BAR",
+                f"{_LINUX_MAP} does not check the range: it maps the table relative to resource {bir},"
+                f" {resource} (include/linux/pci.h), or fails with -ENOMEM when that resource is empty",
+                f"QEMU indexes vdev->bars[{bir}], past the six BARs it keeps (hw/vfio/pci.h"
+                f" `VFIOBAR bars[PCI_NUM_REGIONS - 1]`): what it does is undefined")
+    state = device.slot_state(bir)
+    bar = device.bar(bir)
+    if state is SlotState.UPPER_HALF:
+        return ("upper-half", f"{where} names the upper half of 64-bit BAR{bir - 1}",
+                f"Linux leaves that slot's resource empty (drivers/pci/probe.c pci_read_bases steps over"
+                f" it), so {_LINUX_MAP} returns NULL and MSI-X setup fails with -ENOMEM",
+                f"with relocation off QEMU refuses: \"{MSG_PBA_OUTSIDE}\" (hw/vfio/pci.c vfio_msix_early_setup)")
+    if bar is None:
+        return ("no-bar", f"{where} names BAR{bir}, which the device does not implement",
+                f"the slot's resource has no flags, so {_LINUX_MAP} returns NULL and MSI-X setup fails"
+                f" with -ENOMEM",
+                f"with relocation off QEMU refuses: \"{MSG_PBA_OUTSIDE}\" (hw/vfio/pci.c vfio_msix_early_setup)")
+    if bar.is_io:
+        return ("io-bar", f"{where} names I/O BAR{bir}, but MSI-X structures live in memory space",
+                f"{_LINUX_MAP} does not check the resource type: it ioremaps the I/O port number plus"
+                f" the offset as if it were a memory address, so the vectors go to memory that is not"
+                f" the device's",
+                "QEMU lays the PBA into the I/O BAR where the host has I/O port space, and refuses it"
+                f" (\"{MSG_PBA_OUTSIDE}\") where it has none")
+    end = offset + length
+    if end > bar.size:
+        refusal = (f"\"{MSG_PBA_OUTSIDE}\" (hw/vfio/pci.c vfio_msix_early_setup)" if offset >= bar.size
+                   else f"\"{MSG_MSIX_INIT}\" (hw/pci/msix.c msix_init)")
+        return ("past-end", f"MSI-X {structure} at BAR{bir} {offset:#x}-{end - 1:#x} runs past the end of"
+                            f" the {format_size(bar.size)} BAR",
+                f"{_LINUX_MAP} ioremaps offset + {length} bytes without checking the BAR's length, so"
+                f" the vectors past {bar.size:#x} are written to whatever lies beyond the BAR, not to"
+                f" the device", f"with relocation off QEMU refuses: {refusal}")
+    return None
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _pba_quirk(device: Device) -> str:
+    for matches, _, why in PBA_QUIRKS:
+        if device.vendor is not None and device.device is not None and matches(device.vendor, device.device):
+            return f"; QEMU also corrects this device's PBA itself ({why})"
+    return ""
+
+
 # vfio_msix_early_setup: per-device corrections of a PBA offset that lies outside its BAR.
 PBA_QUIRKS = (
     # (matches(vendor, device), corrected offset, QEMU's reason)
@@ -134,10 +279,11 @@ def early_setup(device: Device, platform: Platform, relocating: bool) -> tuple[M
     """The PBA check of vfio_msix_early_setup: (msix as QEMU keeps it, notes, refusal)."""
     msix = device.msix
     assert msix is not None
-    if msix.pba_bar >= BAR_SLOTS:
-        return msix, (), f"MSI-X PBA BIR {msix.pba_bar} is reserved (only 0..5 name a BAR)"
-    if msix.table_bar >= BAR_SLOTS:
-        return msix, (), f"MSI-X table BIR {msix.table_bar} is reserved (only 0..5 name a BAR)"
+    reserved = [p for p in diagnose_msix(device).problems if p.kind == "reserved-bir"]
+    if reserved:
+        # QEMU indexes vdev->bars[bir] without a range check: past its six BARs for BIR 6/7.
+        # What it then does is undefined, so the model stops here.
+        return msix, (), f"{reserved[0].summary} (QEMU's behaviour is undefined; barsafe does not model it)"
     region = qemu_view(device, platform)[msix.pba_bar].size
     if msix.pba_offset < region:
         return msix, (), None

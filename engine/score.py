@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from . import strategies
 from .model import Device, Platform
-from .relocate import Layout, Outcome, PageAnalysis, analyse_pages, visible_bars
+from .relocate import (Finding, Layout, MsixDiagnosis, Outcome, PageAnalysis, analyse_pages,
+                       diagnose_msix, visible_bars)
 from .rules.compile import Candidate, Violation
 from .rules.library import Ruleset
 
@@ -43,12 +44,20 @@ def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Rule
             trace.append(f"QEMU refuses: {outcome.refused}")
         return Judgement(outcome, ())
     candidate = Candidate(native_layout(device, platform), outcome.layout, platform, strategy, device)
-    violations: list[Violation] = [_from_finding(f, candidate) for f in outcome.findings]
+    findings = broken_capability_findings(device) + outcome.findings
+    violations: list[Violation] = [_from_finding(f, candidate) for f in findings]
     if trace is not None:
-        trace.extend(f"simulator: {f.severity} {f.rule}: {f.message}" for f in outcome.findings)
+        trace.extend(f"simulator: {f.severity} {f.rule}: {f.message}" for f in findings)
     for rs in rulesets:
         violations.extend(rs.evaluate(candidate, trace))
     return Judgement(outcome, tuple(violations))
+
+
+def broken_capability_findings(device: Device) -> tuple[Finding, ...]:
+    """A broken capability (relocate.diagnose_msix) fails every candidate QEMU would accept: the
+    host cannot use the device's MSI-X table, whatever layout the guest is shown."""
+    return tuple(Finding("msix/broken-capability", "forbid", p.summary)
+                 for p in diagnose_msix(device).problems if p.blocking)
 
 
 def _from_finding(finding, candidate: Candidate) -> Violation:
@@ -104,6 +113,12 @@ class Answer:
     candidates: tuple[Scored, ...]
     recommendation: Scored | None
     why: str
+    msix: MsixDiagnosis = MsixDiagnosis()  # problems of the capability itself
+
+    @property
+    def broken(self) -> bool:
+        """Not a relocation question: the capability is broken (no recommendation, ever)."""
+        return self.msix.broken
 
 
 def mmio_cost(device: Device, platform: Platform, outcome: Outcome) -> int | None:
@@ -134,14 +149,19 @@ def answer(device: Device, platform: Platform, library) -> Answer:
     """Every candidate for one MSI-X device, and the one to recommend (README "Choosing")."""
     assert device.msix is not None
     rulesets, names, reasons = choose_rules(device, library)
-    pages = analyse_pages(visible_bars(device, platform), device.msix, platform)
+    diagnosis = diagnose_msix(device)
     rows = [score(device, platform, name, rulesets) for name in QEMU_CANDIDATES]
     rows += [score(device, platform, name, rulesets) for name in strategies.HEURISTICS if name != "off"]
+    if diagnosis.broken:
+        why = (f"the MSI-X capability is broken ({diagnosis.reason}): the host cannot use the device's"
+               f" MSI-X table, so no x-msix-relocation target can help")
+        return Answer(device, platform, names, reasons, None, False, tuple(rows), None, why, diagnosis)
+    pages = analyse_pages(visible_bars(device, platform), device.msix, platform)
     off = rows[0]
     needs = pages.needs_relocation or not off.judgement.outcome.ok
     if not needs and off.verdict in ("safe", "warn"):
         return Answer(device, platform, names, reasons, pages, False, tuple(rows), off,
-                      f"no relocation needed: {pages.reason}")
+                      f"no relocation needed: {pages.reason}", diagnosis)
     if not needs:  # the driver's rules fail the device's own layout: say that, not "trapped page"
         off_why = "; ".join(f"{v.rule_id}: {v.evidence}" for v in off.judgement.violations)
         why_off = f"the driver's rules already fail without relocation ({off_why})"
@@ -153,7 +173,7 @@ def answer(device: Device, platform: Platform, library) -> Answer:
     if not targets:
         broken = "; ".join(f"{r.strategy}: {r.verdict}" for r in rows[1:len(QEMU_CANDIDATES)])
         why = f"no target is safe for this driver ({broken}); {why_off}"
-        return Answer(device, platform, names, reasons, pages, needs, tuple(rows), None, why)
+        return Answer(device, platform, names, reasons, pages, needs, tuple(rows), None, why, diagnosis)
     best = min(targets, key=Scored.order_key)
     why = pages.reason if pages.needs_relocation else why_off
-    return Answer(device, platform, names, reasons, pages, needs, tuple(rows), best, why)
+    return Answer(device, platform, names, reasons, pages, needs, tuple(rows), best, why, diagnosis)

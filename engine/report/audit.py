@@ -23,12 +23,18 @@ def _rows(result: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def _ident(b: dict) -> str:
+    if b["vendor"] is None or b["device"] is None:
+        return "????:????"
+    return f"{b['vendor']:04x}:{b['device']:04x}"
+
+
 def _broken_lines(result: dict) -> list[str]:
     out = []
     for name, by_page in result["strategies"].items():
         for page, cell in by_page.items():
             for b in cell["broken"]:
-                ident = f"{b['vendor']:04x}:{b['device']:04x}" if b["vendor"] is not None else "????:????"
+                ident = _ident(b)
                 instead = f"; barsafe picks {b['barsafe_pick']}" if b.get("barsafe_pick") else \
                     "; barsafe finds no safe target"
                 out.append(f"{name} {page}: {b['slot'] or '-'} [{ident}] {b['driver'] or '?'}"
@@ -40,6 +46,11 @@ def _footer(result: dict) -> list[str]:
     io = "with" if result["io_space"] else "without"
     lines = [f"{result['inputs']} inputs read, hosts {io} I/O port space;"
              f" verdicts count the devices that need relocation at that page size"]
+    broken = result.get("broken_capabilities", [])
+    if broken:
+        lines.append(f"{len(broken)} devices have a broken MSI-X capability (not a relocation question,"
+                     f" counted in no verdict): " + "; ".join(
+                         f"{b['slot'] or '-'} [{_ident(b)}]: {', '.join(b['problems'])}" for b in broken[:10]))
     if result["inputs_failed"]:
         lines.append(f"{len(result['inputs_failed'])} inputs could not be read: "
                      + ", ".join(result["inputs_failed"][:10]))

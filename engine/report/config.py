@@ -113,7 +113,7 @@ def emit(kind: str, answers: list, hostpci: int = 0) -> str:
         slot = canonical(a.device.slot)
         rec = a.recommendation
         if rec is None:
-            notes.append(f"{slot}: no safe target ({a.why})")
+            notes.append(f"{slot}: {'no target can help' if a.broken else 'no safe target'} ({a.why})")
         elif rec.strategy == "off":
             notes.append(f"{slot}: no relocation needed")
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Bar, Device, Msix
-from ..relocate import Outcome
+from ..relocate import MsixDiagnosis, Outcome, diagnose_msix
 
 JSON_VERSION = 1
 
@@ -22,6 +22,15 @@ def msix(m: Msix | None) -> dict[str, Any] | None:
             "pba_bar": m.pba_bar, "pba_offset": m.pba_offset}
 
 
+def diagnosis(d: MsixDiagnosis) -> dict[str, Any]:
+    """relocate.diagnose_msix: whether the capability is broken (no relocation can help), each
+    problem with the structure, kind and whether it blocks, and the checks the input did not allow."""
+    return {"broken": d.broken,
+            "problems": [{"structure": p.structure, "kind": p.kind, "blocking": p.blocking,
+                          "summary": p.summary, "detail": p.detail} for p in d.problems],
+            "unchecked": list(d.unchecked)}
+
+
 def device(d: Device) -> dict[str, Any]:
     return {
         "slot": d.slot, "vendor": d.vendor, "device": d.device,
@@ -30,6 +39,7 @@ def device(d: Device) -> dict[str, Any]:
         "driver": d.driver, "modules": list(d.modules),
         "bars": [bar(b) for b in d.bars], "msix": msix(d.msix),
         "msix_unknown": d.msix_unknown, "notes": list(d.notes),
+        "msix_diagnosis": None if d.msix is None else diagnosis(diagnose_msix(d)),
     }
 
 
@@ -51,6 +61,7 @@ def answer(a) -> dict[str, Any]:
         "slot": d.slot, "vendor": d.vendor, "device": d.device, "driver": d.driver,
         "modules": list(d.modules), "rules": list(a.rulesets),
         "needs_relocation": a.needs_relocation, "why": a.why,
+        "msix_diagnosis": diagnosis(a.msix),
         "candidates": [{
             "strategy": r.strategy, "target": r.target, "verdict": r.verdict,
             "mmio_cost": r.mmio_cost,

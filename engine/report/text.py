@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, PAGE_SIZES
 from . import config
-from ..relocate import Outcome, analyse_pages
+from ..relocate import MsixDiagnosis, Outcome, analyse_pages, diagnose_msix, native_outcome
 from ..units import format_size
 from .safe import long_text, printable
 
@@ -53,10 +53,13 @@ def show(d: Device) -> str:
         lines.append(f"\tExpansion ROM [size={format_size(d.rom_size)}]")
     if d.msix is not None:
         lines.extend("\t" + l for l in msix_lines(d.msix))
-        for page in PAGE_SIZES:
-            a = analyse_pages(d.bars, d.msix, Platform(page))
-            verdict = "relocation needed" if a.needs_relocation else "no relocation needed"
-            lines.append(f"\t{format_size(page)} pages: {verdict}: {a.reason}")
+        diagnosis = diagnose_msix(d)
+        lines.extend("\t" + l for l in diagnosis_lines(diagnosis))
+        if diagnosis.broken:
+            lines.append("\tno relocation verdict: the host cannot use this MSI-X table, so no"
+                         " x-msix-relocation target helps")
+        else:
+            lines.extend(f"\t{format_size(page)} pages: {page_verdict(d, Platform(page))}" for page in PAGE_SIZES)
     elif not d.msix_unknown:
         lines.append("\tno MSI-X capability")
     if d.driver:
@@ -65,6 +68,27 @@ def show(d: Device) -> str:
         lines.append(f"\tKernel modules: {modules_text(d)}")
     lines.extend(f"\tnote: {long_text(n)}" for n in d.notes)
     return "\n".join(lines)
+
+
+def diagnosis_lines(diagnosis: MsixDiagnosis) -> list[str]:
+    """The capability's own problems (relocate.diagnose_msix), blocking ones first."""
+    lines = []
+    for p in sorted(diagnosis.problems, key=lambda p: not p.blocking):
+        head = "MSI-X capability broken" if p.blocking else f"MSI-X {p.structure} misplaced"
+        lines.append(f"{head}: {long_text(p.detail)}")
+    lines += [f"MSI-X not checked: {long_text(u)}" for u in diagnosis.unchecked]
+    return lines
+
+
+def page_verdict(d: Device, platform: Platform) -> str:
+    """Whether relocation is needed with relocation off: QEMU's refusal first, then trapped pages."""
+    assert d.msix is not None
+    native = native_outcome(d, platform)
+    pages = analyse_pages(d.bars, d.msix, platform)
+    if not native.ok:
+        return f"relocation needed: with relocation off QEMU refuses: {long_text(native.refused)}"
+    verdict = "relocation needed" if pages.needs_relocation else "no relocation needed"
+    return f"{verdict}: {pages.reason}"
 
 
 def platform_text(p: Platform) -> str:
@@ -126,8 +150,16 @@ def which(a) -> str:
     lines = [header(d) + (f" ({driver})" if driver else ""),
              f"  {platform_text(a.platform)}"]
     lines += [f"  rules: {long_text(r)}" for r in a.match_reasons]
+    lines += [f"  {l}" for l in diagnosis_lines(a.msix)]
+    if a.broken:
+        lines.append(f"  recommendation: none: {long_text(a.why)}")
+        return "\n".join(lines)
+    if a.needs_relocation and a.pages is not None and not a.pages.needs_relocation:
+        detail = a.why  # no page is shared, but QEMU refuses the device's own layout
+    else:
+        detail = a.pages.reason if a.pages else a.why
     lines.append(f"  {'relocation needed' if a.needs_relocation else 'no relocation needed'}:"
-                 f" {long_text(a.pages.reason if a.pages else a.why)}")
+                 f" {long_text(detail)}")
     rows = [("candidate", "target", "verdict", "cost", "reasons")]
     for r in a.candidates:
         reasons = "; ".join(f"{v.rule_id}: {v.evidence}" for v in r.judgement.violations)
