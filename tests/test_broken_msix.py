@@ -103,7 +103,7 @@ def test_show_says_broken_not_no_relocation_needed():
     device, _, _ = BROKEN_TABLES["past the end of its BAR"]
     out = text.show(device)
     assert "MSI-X capability broken: MSI-X table at BAR0 0x3c00-0x43ff runs past the end of the 16K BAR" in out
-    assert "no relocation needed" not in out and "no relocation verdict" in out
+    assert "no relocation needed" not in out and "no relocation verdict: the MSI-X capability is broken" in out
     shown = jsonout.device(device)["msix_diagnosis"]
     assert shown["broken"] and shown["problems"][0]["kind"] == "past-end"
 
@@ -215,3 +215,14 @@ def test_a_yaml_record_with_a_broken_table_is_never_answered_with_a_target(tmp_p
     assert code in (1, 2) and "-device" not in out
     if code == 1:
         assert "MSI-X capability is broken" in out
+
+
+def test_simulate_marks_every_accepted_layout_of_a_broken_device(capsys, monkeypatch):
+    device, _, _ = BROKEN_TABLES["upper half of a 64-bit BAR"]
+    monkeypatch.setattr(cli, "read_input", lambda args: [device])
+    assert cli.main(["simulate", "-", "--page-size", "4K", "--all"]) == 0
+    blocks = capsys.readouterr().out.split("\n== ")[1:]
+    accepted = [b for b in blocks if "\trefused:" not in b]
+    assert accepted and all("FINDING (forbid, msix/broken-capability): MSI-X table BIR 1 names the upper half"
+                            in b for b in accepted)
+    assert text.page_verdict(device, X86).startswith("no relocation verdict: the MSI-X capability is broken")

@@ -6,6 +6,7 @@ from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, 
 from . import config
 from ..relocate import MsixDiagnosis, Outcome, analyse_pages, diagnose_msix, native_outcome
 from ..units import format_size
+from ..score import broken_capability_findings
 from .safe import long_text, printable
 
 
@@ -56,8 +57,7 @@ def show(d: Device) -> str:
         diagnosis = diagnose_msix(d)
         lines.extend("\t" + l for l in diagnosis_lines(diagnosis))
         if diagnosis.broken:
-            lines.append("\tno relocation verdict: the host cannot use this MSI-X table, so no"
-                         " x-msix-relocation target helps")
+            lines.append(f"\t{page_verdict(d, Platform())}")  # the same for every page size
         else:
             lines.extend(f"\t{format_size(page)} pages: {page_verdict(d, Platform(page))}" for page in PAGE_SIZES)
     elif not d.msix_unknown:
@@ -81,8 +81,13 @@ def diagnosis_lines(diagnosis: MsixDiagnosis) -> list[str]:
 
 
 def page_verdict(d: Device, platform: Platform) -> str:
-    """Whether relocation is needed with relocation off: QEMU's refusal first, then trapped pages."""
+    """Whether relocation is needed: none for a broken capability, then QEMU's refusal of the
+    device as it is, then the trapped pages."""
     assert d.msix is not None
+    diagnosis = diagnose_msix(d)
+    if diagnosis.broken:
+        return (f"no relocation verdict: the MSI-X capability is broken ({long_text(diagnosis.reason)}),"
+                f" so no x-msix-relocation target helps")
     native = native_outcome(d, platform)
     pages = analyse_pages(d.bars, d.msix, platform)
     if not native.ok:
@@ -132,7 +137,8 @@ def outcome(d: Device, o: Outcome, platform: Platform) -> str:
                 lines.append(f"\tpages: {a.reason}")
         lines.append(f"\tQEMU: {qemu_option(d, o)}")
     lines.extend(f"\tnote: {long_text(n)}" for n in o.notes)
-    lines.extend(f"\tFINDING ({f.severity}, {printable(f.rule)}): {long_text(f.message)}" for f in o.findings)
+    findings = (broken_capability_findings(d) if o.ok else ()) + o.findings
+    lines.extend(f"\tFINDING ({f.severity}, {printable(f.rule)}): {long_text(f.message)}" for f in findings)
     return "\n".join(lines)
 
 
