@@ -149,7 +149,7 @@ class MsixProblem:
 
     structure: str  # "table" | "PBA"
     kind: str  # reserved-bir | no-bar | upper-half | io-bar | past-end
-    blocking: bool  # the host cannot use the table: no relocation target can help
+    blocking: bool  # no relocation target can help: the host cannot use the table, or QEMU is undefined
     summary: str  # one line, for tables and reasons
     detail: str  # what Linux and QEMU do with it, with sources
 
@@ -163,7 +163,8 @@ class MsixDiagnosis:
 
     @property
     def broken(self) -> bool:
-        """The host cannot map the table: MSI-X cannot work, whatever QEMU shows the guest."""
+        """MSI-X cannot work whatever QEMU shows the guest: the host cannot use the table, or a
+        reserved BIR sends QEMU past its BAR array before any relocation."""
         return any(p.blocking for p in self.problems)
 
     @property
