@@ -22,6 +22,7 @@ PAGE_SIZES = (4 * KiB, 16 * KiB, 64 * KiB)
 # relocate.py reports as the overflow it is.
 MSIX_OFFSET_LIMIT = 1 << 32
 MAX_ROM_SIZE = 1 << 31  # the Expansion ROM BAR is a 32-bit register (address bits 31:11)
+MAX_DEVICES = 1 << 16  # per input: one PCI domain has 256 buses x 32 devices x 8 functions
 
 
 class BarKind(Enum):

@@ -6,9 +6,20 @@ one line `barsafe: error: path:line: ...` and exit 2, never 3).
 
 from __future__ import annotations
 
-import pytest
+import io
+import os
+import struct
+import sys
+import time
+from pathlib import Path
 
+import pytest
+import yaml
+
+from engine import cli
+from engine.errors import InputError
 from engine.model import Bar, BarKind, Device, Msix
+from engine.sources import MAX_INPUT_BYTES, load, lspci, record, sysfs
 from engine.units import parse_size, quote
 
 
@@ -95,3 +106,328 @@ def test_real_slots_are_valid(slot):
 def test_real_driver_names_are_valid(driver):
     """Names of in-tree PCI drivers in Linux 6.12 (the last as kobject_set_name turns '/' into '!')."""
     assert Device("00:01.0", driver=driver).driver == driver
+
+
+# --- through the CLI: one line, the place, exit 2 ------------------------------------------
+
+HEAD = "02:00.0 RAID bus controller [0104]: Broadcom / LSI MegaRAID SAS-3 3008 [Fury] [1000:005f] (rev 02)\n"
+REGION = "\tRegion 0: Memory at 91e00000 (32-bit, non-prefetchable) [size=64K]\n"
+MSIX = ("\tCapabilities: [c0] MSI-X: Enable+ Count=4 Masked-\n"
+        "\t\tVector table: BAR=0 offset=00002000\n\t\tPBA: BAR=0 offset=00003000\n")
+GOOD = HEAD + REGION + MSIX
+
+
+def fails_at(capsys, path: Path, line: int | None, *words: str, column: int | None = None,
+             command: tuple[str, ...] = ("show",), place: Path | None = None) -> str:
+    """`barsafe COMMAND path` exits 2 with one line naming the place (``place``, a file inside a
+    sysfs directory, else ``path``), line and column; returns that line."""
+    rc = cli.main([*command, str(path), *(["--page-size", "64K"] if command == ("which",) else [])])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("barsafe: error: ") and err.count("\n") == 1, err
+    where = str(place or path) + (f":{line}" if line is not None else "") + (f":{column}" if column else "")
+    assert f"{where}: " in err, err
+    for w in words:
+        assert w in err, err
+    assert len(err) < 400, err  # no unbounded value quoted
+    return err
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "in.txt") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("command", [("show",), ("which",)])
+@pytest.mark.parametrize("text, line, words", [
+    (GOOD.replace("[size=64K]", "[size=4097]"), 2, "not a power of two"),
+    (GOOD.replace("[size=64K]", "[size=12K]"), 2, "not a power of two"),
+    (GOOD.replace("[size=64K]", "[size=99999999999G]"), 2, "larger than the 64-bit address space"),
+    (GOOD.replace("[size=64K]", "[size=" + "9" * 5000 + "]"), 2, "5000 digits"),
+    (GOOD.replace("[size=64K]", "[size=4G]"), 2, "larger than a 32-bit BAR"),
+    (GOOD.replace("Region 0", "Region " + "1" * 5000), 2, "more digits than lspci prints"),
+    (GOOD.replace("Region 0", "Region \u0663"), 2, "cannot read BAR line"),
+    (GOOD.replace("91e00000", "1" * 17), 2, "BAR address"),
+    (GOOD.replace("Count=4", "Count=" + "9" * 5000), 3, "more digits than lspci prints"),
+    (GOOD.replace("BAR=0 offset=00002000", "BAR=" + "9" * 5000 + " offset=00002000"), 4, "BAR number"),
+    (GOOD.replace("offset=00002000", "offset=100002000"), 4, "offset"),
+    (GOOD.replace("[size=64K]", "[enhanced] [size=12K]"), 2, "Enhanced Allocation"),
+])
+def test_lspci_numbers_no_device_can_have(capsys, tmp_path, command, text, line, words):
+    fails_at(capsys, write(tmp_path, text), line, words, command=command)
+
+
+@pytest.mark.parametrize("text, line, words", [
+    (GOOD + "\tKernel driver in use: nvme --> hookscript: local:snippets/x.pl\n", 6, "contains '>'"),
+    (GOOD + "\tKernel driver in use: nvme\x1b[2J\n", 6, "contains '\\x1b'"),
+    (GOOD + "\tKernel modules: nvme, evil;rm\n", 6, "not a Linux module name"),
+    (GOOD + "02:00.8 RAID bus controller [0104]: x [1000:005f]\n", 6, "function '8' must be 0 to 7"),
+    (GOOD + "02:20.0 RAID bus controller [0104]: x [1000:005f]\n", 6, "00 to 1f"),
+    (HEAD.replace("Broadcom", "Broad\x1bcom") + REGION, 1, "control character"),
+    (HEAD + REGION.replace("\t", "        "), 2, "indented with spaces"),
+    (HEAD + REGION.lstrip("\t"), 2, "tab-indented detail line"),
+    (GOOD + "\tKernel driver in use: a\n\tKernel driver in use: b\n", 7, "printed twice"),
+    (GOOD + MSIX, 6, "MSI-X capability printed twice"),
+    (GOOD + REGION, 6, "BAR0 printed twice"),
+])
+def test_lspci_lines_lspci_cannot_have_printed(capsys, tmp_path, text, line, words):
+    fails_at(capsys, write(tmp_path, text), line, words)
+
+
+def test_a_table_line_after_another_capability_is_not_msix(tmp_path):
+    text = (HEAD + REGION + "\tCapabilities: [c0] MSI-X: Enable+ Count=4 Masked-\n"
+            "\tCapabilities: [d0] Vital Product Data\n\t\tVector table: BAR=0 offset=00002000\n"
+            "\t\tPBA: BAR=0 offset=00003000\n")
+    (d,) = lspci.parse(text)
+    assert d.msix is None and d.msix_unknown
+
+
+def test_lspci_regexes_are_linear_on_long_lines():
+    """`\\s*\\(` with search() and `\\s*\\[` with findall() rescanned runs of spaces: quadratic."""
+    start = time.monotonic()
+    for text in (HEAD.rstrip("\n") + " " * 200_000 + "x\n" + REGION,
+                 HEAD + REGION.replace("[size=64K]", " " * 200_000 + "[size=64K]")):
+        lspci.parse(text)
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x1c", "\x85", "\u2028"])
+def test_line_numbers_count_newlines_only(separator):
+    """str.splitlines also splits at these: every line number after one would be off by one."""
+    with pytest.raises(InputError) as err:
+        lspci.parse(HEAD + f"\tDeviceName: a{separator}b\n" + "bad\n")
+    assert err.value.location.line == 3
+    with pytest.raises(InputError) as err:
+        lspci.parse(HEAD.replace("Broadcom", f"Broad{separator}com") + REGION)
+    assert err.value.location.line == 1 and "control character" in err.value.message
+
+
+# --- encodings ------------------------------------------------------------------------------
+
+def stdin_bytes(monkeypatch, data: bytes) -> None:
+    """Standard input as a C-locale process gets it: an ASCII text layer over the bytes."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="ascii"))
+
+
+def test_non_utf8_record_on_stdin_names_line_and_column_in_any_locale(capsys, monkeypatch):
+    stdin_bytes(monkeypatch, b"bars: []\nname: caf\xe9\n")
+    rc = cli.main(["show", "-"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "<stdin>:2:10: not UTF-8 text (byte 0xe9)" in err, err
+
+
+def test_utf8_on_stdin_is_read_as_utf8_whatever_the_locale(capsys, monkeypatch):
+    stdin_bytes(monkeypatch, "bars: []\nname: Caf\u00e9 NAND\n".encode())
+    assert cli.main(["show", "-"]) == 0
+    assert "Caf\u00e9 NAND" in capsys.readouterr().out
+
+
+def test_lspci_with_raw_vpd_bytes_is_read(capsys, monkeypatch):
+    """ls-vpd.c print_vpd_string passes bytes >= 0x80 through: a Latin-1 VPD string is real lspci output."""
+    stdin_bytes(monkeypatch, (HEAD + "\tCapabilities: [e0] Vital Product Data\n").encode()
+                + b"\t\tProduct Name: Carte r\xe9seau\n" + (REGION + MSIX).encode())
+    assert cli.main(["show", "-"]) == 0
+    assert "64K" in capsys.readouterr().out
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    (d,) = load(str(write(tmp_path, b"\xef\xbb\xbf" + GOOD.encode())))
+    assert d.slot == "02:00.0"
+
+
+def test_closed_or_unreadable_stdin_is_an_input_error(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(InputError, match="no standard input"):
+        load("-")
+
+
+def test_input_size_is_capped(tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.sources.MAX_INPUT_BYTES", 1000)
+    with pytest.raises(InputError, match="larger than"):
+        load(str(write(tmp_path, GOOD * 100)))
+    assert MAX_INPUT_BYTES >= 16 << 20  # a whole large machine's lspci -vvv fits
+
+
+def test_a_file_name_with_a_nul_byte_is_an_input_error():
+    with pytest.raises(InputError, match="NUL"):
+        load("dump\0.txt")
+
+
+# --- YAML records ---------------------------------------------------------------------------
+
+RECORD_MSIX = "msix: {entries: 4, table: {bar: 0, offset: '0x2000'}, pba: {bar: 0, offset: '0x3000'}}\n"
+BARS = "bars:\n  - {index: 0, kind: mem32, size: 64K}\n"
+
+
+@pytest.mark.parametrize("text, line, column, words", [
+    ("bars:\n  - {index: 0, kind: mem32, size: 4097}\n", 2, 35, "not a power of two"),
+    ("bars:\n  - {index: 0, kind: mem32, size: 12K}\n", 2, 35, "not a power of two"),
+    ("bars:\n  - {index: 0, kind: mem64, size: 99999999999G}\n", 2, 35, "64-bit address space"),
+    ("bars:\n  - {index: " + "1" * 5000 + ", kind: mem32}\n", 2, 13, "too long"),
+    (BARS + RECORD_MSIX.replace("'0x2000'", "0x100000000"), 3, 44, "32-bit offset field"),
+    (BARS + RECORD_MSIX.replace("'0x2000'", "1" * 5000), 3, 44, "too long"),
+    (BARS + RECORD_MSIX.replace("'0x2000'", "' 1_0'"), 3, 44, "must be a number"),
+    ("rom: -1\n" + BARS, 1, 6, "cannot be negative"),
+    ("class: '-1'\n" + BARS, 1, 8, "hex digits"),
+    ("revision: 'fff'\n" + BARS, 1, 11, "1 to 2 hex digits"),
+    ("revision: " + "f" * 5000 + "\n" + BARS, 1, 11, "1 to 2 hex digits"),
+    ("id: '+123:0097'\n" + BARS, 1, 5, "1000:0097"),
+    ("barsafe: true\n" + BARS, 1, 10, "unsupported record format"),
+    ("barsafe: 1.0\n" + BARS, 1, 10, "unsupported record format"),
+    ("barsafe: 2001-13-45\n" + BARS, 1, 10, "month must be in 1..12"),
+    ("slot: \"00:01.0\\n--> x\"\n" + BARS, 1, 7, "not a PCI address"),
+    ("slot: '00:01.8'\n" + BARS, 1, 7, "0 to 7"),
+    ("driver: 'nvme --> x'\n" + BARS, 1, 9, "contains '>'"),
+    ("driver: \"vfio-pci\\nhookscript: local:snippets/x\"\n" + BARS, 1, 9, "contains '\\n'"),
+    ("modules: [nvme, 'a b']\n" + BARS, 1, 17, "not a Linux module name"),
+    ("name: \"a\\x1b[2Jb\"\n" + BARS, 1, 7, "control character"),
+    ("notes: [\"a\\u2028b\"]\n" + BARS, 1, 9, "control character"),
+    ("name: a\x01b\n" + BARS, 1, 8, "not allowed"),
+    ("bars: !foo []\n", 1, 7, "YAML tags"),
+    ("bars: !!python/object/apply:os.system [echo]\n", 1, 7, "YAML tags"),
+    ("slot: !!str 00:01.0\n" + BARS, 1, 7, "YAML tags"),
+    ("bars: []\n<<: {slot: '00:01.0'}\n", 2, 1, "merge keys"),
+    ("bars: &b []\nnotes: *b\n", 1, 7, "anchors"),
+    ("bars: []\nname: *x\n", 2, 7, "aliases"),
+    ("bars: []\n? [a]\n: 1\n", 2, 3, "plain names"),
+    ("bars: []\n" + "z" * 1000 + ": 1\n", 2, 1, "unknown key 'zzzzzzzzzz"),
+])
+def test_record_mistakes_name_line_and_column(capsys, tmp_path, text, line, column, words):
+    fails_at(capsys, write(tmp_path, text, "dev.yaml"), line, words, column=column)
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "python"])
+@pytest.mark.parametrize("text", ["bars: " + "[" * 10_000 + "]" * 10_000 + "\n",
+                                  "bars:\n" + "".join(" " * i + "- \n" for i in range(1, 3000))])
+def test_deep_nesting_is_a_clear_error_not_a_recursion_error(monkeypatch, loader, text):
+    """libyaml stops at its own limit (1000 levels); PyYAML's parser has none, so ours (32) does."""
+    if loader == "python":
+        monkeypatch.setattr(record, "_Loader", yaml.SafeLoader)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML built without libyaml")
+    with pytest.raises(InputError) as err:
+        record.parse(text, "deep.yaml")
+    assert "nest" in err.value.message and err.value.location.line in (1, 2, 33, 34)
+
+
+def test_billion_laughs_fails_fast_at_its_first_anchor(tmp_path):
+    lines = ["bars: []", "notes: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"n{i}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    start = time.monotonic()
+    with pytest.raises(InputError) as err:
+        record.parse("\n".join(lines) + "\n", "lol.yaml")
+    assert time.monotonic() - start < 1
+    assert (err.value.location.line, err.value.location.column) == (2, 8)
+    assert "anchors" in err.value.message
+
+
+def test_node_and_record_counts_are_capped(monkeypatch):
+    monkeypatch.setattr(record, "MAX_NODES", 50)
+    with pytest.raises(InputError, match="more than 50 YAML nodes"):
+        record.parse("bars: [" + ", ".join(["x"] * 100) + "]\n")
+    monkeypatch.setattr(record, "MAX_DEVICES", 2)
+    with pytest.raises(InputError, match="more than 2 device records") as err:
+        record.parse("- {bars: []}\n" * 3)
+    assert err.value.location.line == 3
+
+
+def test_records_of_every_shipped_kind_still_read():
+    root = Path(__file__).resolve().parents[1] / "corpus" / "devices"
+    files = sorted(root.rglob("*.yaml"))
+    assert files and all(record.parse(f.read_text(), str(f)) for f in files)
+
+
+def test_a_record_may_start_with_any_known_key(tmp_path):
+    (d,) = load(str(write(tmp_path, "class: '0107'\n" + BARS, "dev.yaml")))
+    assert d.class_code == 0x0107
+
+
+# --- sysfs ----------------------------------------------------------------------------------
+
+def sysfs_device(tmp_path: Path, *, config: bytes | None = None, resource: bytes | None = None,
+                 name: str = "0000:03:00.0") -> Path:
+    path = tmp_path / name
+    path.mkdir()
+    if config is None:
+        c = bytearray(256)
+        struct.pack_into("<HHHH", c, 0, 0x1000, 0x0097, 0x6, 0x10)
+        struct.pack_into("<I", c, 0x10, 0x0000_0000)  # BAR0 mem32, address set below
+        c[0x34] = 0x50
+        struct.pack_into("<BBHII", c, 0x50, 0x11, 0, 3, 0x2000, 0x3000)
+        struct.pack_into("<I", c, 0x10, 0x9000_0000)
+        config = bytes(c)
+    (path / "config").write_bytes(config)
+    if resource is None:
+        resource = b"0x0000000090000000 0x000000009000ffff 0x0000000000040200\n" + b"0x0 0x0 0x0\n" * 5
+    (path / "resource").write_bytes(resource)
+    return path
+
+
+def test_a_good_sysfs_device_reads(tmp_path):
+    d = sysfs.read_device(sysfs_device(tmp_path))
+    assert d.slot == "0000:03:00.0" and d.bar(0).size == 64 << 10 and d.msix.entries == 4
+
+
+@pytest.mark.parametrize("resource, line, words", [
+    (b"0x90000000 0x90001000 0x40200\n", 1, "not a power of two"),
+    (b"0x90000000 0x8fffffff 0x40200\n", 1, "below where it starts"),
+    (b"0x90000000 0x9000ffff 0x4\xff\n", 1, "not text"),
+    (b"0x90000000 0x" + b"f" * 17 + b" 0x40200\n", 1, "expected 'start end flags'"),
+    (b"0x90000000 0x" + b"9" * 5000 + b" 0x40200\n", 1, "expected 'start end flags'"),
+    (b"0x90000000 0x9000ffff\n", 1, "expected 'start end flags'"),
+])
+def test_sysfs_resource_damage(capsys, tmp_path, resource, line, words):
+    path = sysfs_device(tmp_path, resource=resource)
+    fails_at(capsys, path, line, words, place=path / "resource")
+
+
+def config_with(**changes: int) -> bytes:
+    """A 256-byte endpoint config with a capability list; x0e=1 sets byte 0x0e to 1."""
+    c = bytearray(256)
+    struct.pack_into("<HHHH", c, 0, 0x8086, 0x1234, 0x6, 0x10)
+    for offset, value in changes.items():
+        c[int(offset[1:], 16)] = value
+    return bytes(c)
+
+
+def test_a_bridge_says_it_is_one_and_what_that_means(tmp_path):
+    d = sysfs.read_device(sysfs_device(tmp_path, config=config_with(x0e=0x01, x34=0)))
+    assert any("bridge (header type 1), not an endpoint" in n and "vfio-pci" in n for n in d.notes)
+    assert d.subsystem_vendor is None
+
+
+def test_a_64_byte_config_is_an_unprivileged_read_not_an_absent_msix(tmp_path):
+    d = sysfs.read_device(sysfs_device(tmp_path, config=config_with(x34=0x50)[:64]))
+    assert d.msix is None and d.msix_unknown and "64-byte header" in d.notes[-1]
+
+
+@pytest.mark.parametrize("config, words", [
+    (config_with()[:100], "100 bytes"),
+    (config_with() * 20, "more than 4096"),
+    (b"\xff" * 256, "all ones"),
+    (config_with(x0e=0x05), "header type 5"),
+    (config_with(x34=0xFC, xfc=0x11), "runs past the end"),
+])
+def test_sysfs_config_damage(capsys, tmp_path, config, words):
+    path = sysfs_device(tmp_path, config=config, resource=b"")
+    fails_at(capsys, path, None, words, place=path / "config")
+
+
+def test_a_capability_pointer_into_the_header_ends_the_walk_as_in_linux(tmp_path):
+    d = sysfs.read_device(sysfs_device(tmp_path, config=config_with(x34=0x20), resource=b""))
+    assert d.msix is None and not d.msix_unknown and "points into the 64-byte header" in d.notes[-1]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_driver_link_with_a_hostile_name_is_refused(tmp_path):
+    path = sysfs_device(tmp_path)
+    os.symlink("../../bus/pci/drivers/vfio-pci\nhookscript: x", path / "driver")
+    with pytest.raises(InputError) as err:
+        sysfs.read_device(path)
+    assert err.value.location.path == str(path / "driver") and "contains '\\n'" in err.value.message
+
+
+def test_a_directory_name_that_is_no_slot_gives_no_slot(tmp_path):
+    d = sysfs.read_device(sysfs_device(tmp_path, name="0000:03:00.0\nx"))
+    assert d.slot is None

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from ..errors import InputError, Location
 from ..model import Device
-from .detect import looks_like_lspci, looks_like_record
+from ..units import MiB, format_size
+from .detect import lines, looks_like_lspci, looks_like_record
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
+# `lspci -vvv` of a large machine is a few MiB (about 3K per function); the cap keeps a mistaken
+# /dev/zero or disk image from filling memory before anything is said.
+MAX_INPUT_BYTES = 64 * MiB
 
 
 def parse_text(text: str, path: str) -> list[Device]:
@@ -25,16 +29,64 @@ def parse_text(text: str, path: str) -> list[Device]:
     if looks_like_record(text):
         from . import record
         return record.parse(text, path)
-    line = next((n for n, l in enumerate(text.splitlines(), 1) if l.strip()), None)
+    line = next((n for n, l in enumerate(lines(text), 1) if l.strip()), None)
     if line is None:
         raise InputError("input is empty", Location(path))
     raise InputError(f"unknown input format: expected {FORMATS}", Location(path, line))
 
 
+def decode(data: bytes, path: str) -> str:
+    """Input bytes as text: UTF-8 (a byte-order mark dropped), or an InputError at the bad byte.
+
+    lspci output is the one exception: lspci prints bytes it reads from the device as they are
+    (pciutils ls-vpd.c print_vpd_string escapes only bytes below 0x20, 0x7f and '\\', so VPD
+    strings reach the output in whatever encoding the card's firmware used), and the SMBIOS
+    label after "DeviceName:" likewise.  Those bytes become U+FFFD; nothing barsafe reads lies
+    in such lines, and a damaged byte in a line it does read fails that line's own check.
+    YAML must be Unicode (YAML 1.1 section 5.1), so a record with a bad byte is refused.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8-sig", errors="replace")
+        if looks_like_lspci(text):
+            return text
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        where = Location(path, data.count(b"\n", 0, exc.start) + 1, exc.start - line_start + 1)
+        raise InputError(f"not UTF-8 text (byte {data[exc.start]:#04x})", where) from None
+
+
+def _read_limited(stream: BinaryIO, path: str) -> bytes:
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"input is larger than {format_size(MAX_INPUT_BYTES)}: not an lspci"
+                         f" dump or device record", Location(path))
+    return data
+
+
+def _read_stdin(stdin: TextIO | None) -> str:
+    """Standard input as bytes, decoded as files are: the locale's encoding (latin-1 would
+    take any byte, ASCII none) must not decide what a dump means."""
+    stream = stdin if stdin is not None else sys.stdin
+    where = Location("<stdin>")
+    if stream is None:  # the process was started with file descriptor 0 closed
+        raise InputError("no standard input", where)
+    try:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            return decode(_read_limited(buffer, "<stdin>"), "<stdin>")
+        text = stream.read(MAX_INPUT_BYTES + 1)  # an in-memory text stream (tests, embedding)
+    except OSError as exc:
+        raise InputError(f"cannot read standard input: {exc.strerror or exc}", where) from None
+    if len(text) > MAX_INPUT_BYTES:
+        raise InputError(f"input is larger than {format_size(MAX_INPUT_BYTES)}", where)
+    return text
+
+
 def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
     """A file name, '-' for standard input, or a sysfs directory."""
     if spec == "-":
-        return parse_text((stdin or sys.stdin).read(), "<stdin>")
+        return parse_text(_read_stdin(stdin), "<stdin>")
     path = Path(spec)
     if path.is_dir():
         from . import sysfs
@@ -42,17 +94,15 @@ def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
             return [sysfs.read_device(path)]
         return sysfs.read_tree(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as stream:
+            data = _read_limited(stream, spec)
     except FileNotFoundError:
         raise InputError("no such file", Location(spec)) from None
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", Location(spec)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise InputError("not a text file (invalid UTF-8)", Location(spec, line)) from None
-    return parse_text(text, spec)
+        raise InputError(f"cannot read: {exc.strerror or exc}", Location(spec)) from None
+    except ValueError:  # open() refuses a name with a NUL byte
+        raise InputError("not a usable file name (it contains a NUL byte)", Location(spec)) from None
+    return parse_text(decode(data, spec), spec)
 
 
 def load_sysfs() -> list[Device]:

@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
+# The slot as lspci.c show_slot_name prints it (engine.model.SLOT_RE has the reasons): lowercase
+# hex, a domain of 4 to 8 digits when shown, device 00-1f, function 0-7.
 HEADER_RE = re.compile(
-    r"^(?P<slot>(?:[0-9a-f]{4,5}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) (?P<rest>.*)$")
+    r"^(?P<slot>(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) (?P<rest>.*)$")
 SPLICE_RE = re.compile(r"(?:pcilib|lspci): .*$")  # a pcilib/lspci warning printed into the output
+# Top-level keys of a barsafe record (engine.sources.record reads them): a file whose first line
+# is one of them is a record, so its mistakes get the record reader's precise errors.
+RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "revision", "name", "class_name",
+               "driver", "modules", "bars", "rom", "msix", "msix_unknown", "notes", "provenance")
+_RECORD_START_RE = re.compile(r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_KEYS) + r")\s*:")
+
+
+def lines(text: str) -> Iterator[str]:
+    """Lines split at "\\n" only, lazily.  str.splitlines also splits at \\v, \\f, \\x1c-\\x1e,
+    \\x85, U+2028 and U+2029, which would make line numbers disagree with every editor."""
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            if start < len(text):
+                yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
 
 
 def looks_like_lspci(text: str) -> bool:
-    for line in text.splitlines():
+    for line in lines(text):
         if line.strip() and not SPLICE_RE.match(line):
             return bool(HEADER_RE.match(line))
     return False
 
 
 def looks_like_record(text: str) -> bool:
-    for line in text.splitlines():
+    for line in lines(text):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
-            return stripped.startswith(("barsafe:", "---", "- ", "slot:", "id:", "bars:"))
+            return bool(_RECORD_START_RE.match(stripped))
     return False
