@@ -261,6 +261,14 @@ class Ruleset(Node):
     span: Span = NO_SPAN
 
 
+class Status(Node):
+    """`status mined` (drafted by `barsafe mine`, not read by a person: at most warn) or
+    `status reviewed` (the default when a file says nothing)."""
+
+    value: str  # mined | reviewed
+    span: Span = NO_SPAN
+
+
 class Describe(Node):
     text: Text
     span: Span = NO_SPAN
@@ -380,7 +388,7 @@ class Example(Node):
     span: Span = NO_SPAN
 
 
-Statement = Union[Ruleset, Describe, Source, Include, MatchDriver, MatchModule, MatchId,
+Statement = Union[Ruleset, Status, Describe, Source, Include, MatchDriver, MatchModule, MatchId,
                   MatchClass, Role, Rule, Example]
 
 
@@ -403,6 +411,12 @@ class RuleFile(Node, uncompared=("path", "comments")):
     def name(self) -> str | None:
         found = self.of(Ruleset)
         return found[0].name if found else None
+
+    @property
+    def status(self) -> str:
+        """`mined` or `reviewed` (a file without a status line is reviewed)."""
+        found = self.of(Status)
+        return found[0].value if found else "reviewed"
 
     @property
     def roles(self) -> list[Role]:

@@ -22,7 +22,7 @@ from .ast import quoted, stem_of
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
               ("64bit", "32bit")]
-RESERVED = {"device", "id", "revision", "second", "third", "with", "unknown", "ruleset", "describe", "source", "include", "match", "role", "rule", "example",
+RESERVED = {"status", "device", "id", "revision", "second", "third", "with", "unknown", "ruleset", "describe", "source", "include", "match", "role", "rule", "example",
             "require", "when", "else", "forbid", "warn", "native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
             "no", "added", "below", "extended", "count", "first", "last", "largest", "msix",
             "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
@@ -58,6 +58,13 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
         err(rulesets[0], f"rule set '{rulesets[0].name}' is in file '{stem}.rules': name them alike")
     for extra in f.of(ast.Describe)[1:]:
         err(extra, "second 'describe': join the text into one")
+    for extra in f.of(ast.Status)[1:]:
+        err(extra, "second 'status': a rule set is mined or reviewed")
+    if f.status == "mined":  # drafted from C by barsafe mine, not yet read by a person
+        for rule in f.rules:
+            if rule.severity == "forbid":
+                err(rule, f"rule '{rule.name}' says forbid in a mined rule set: a mined rule gives"
+                          " at most warn (review it, then say 'status reviewed')")
     if f.matches:  # a driver's rule file must say which code it encodes
         sources = f.of(ast.Source)
         if not sources:

@@ -13,7 +13,7 @@ from ..units import format_size
 WIDTH = 88
 INDENT = "    "
 
-_GROUP = {ast.Ruleset: "head", ast.Describe: "head", ast.Source: "head", ast.Include: "include",
+_GROUP = {ast.Ruleset: "head", ast.Status: "head", ast.Describe: "head", ast.Source: "head", ast.Include: "include",
           ast.MatchDriver: "match", ast.MatchModule: "match", ast.MatchId: "match",
           ast.MatchClass: "match", ast.Role: "role", ast.Rule: "rule", ast.Example: "example"}
 
@@ -133,6 +133,8 @@ def example_item(item: ast.ExampleItem) -> str:
 def statement_lines(s: ast.Statement, comments: "_Comments") -> list[str]:
     if isinstance(s, ast.Ruleset):
         return [f"ruleset {s.name}"]
+    if isinstance(s, ast.Status):
+        return [f"status {s.value}"]
     if isinstance(s, ast.Describe):
         return _with_text("describe", s.text)
     if isinstance(s, ast.Source):

@@ -19,7 +19,7 @@ from ..units import parse_size
 from . import ast
 
 from .parse_paths import GRAMMAR
-STATEMENT_KEYWORDS = ("ruleset", "describe", "source", "include", "match", "role", "rule", "example")
+STATEMENT_KEYWORDS = ("ruleset", "status", "describe", "source", "include", "match", "role", "rule", "example")
 _STATEMENT_START = re.compile(r"^\s*(" + "|".join(STATEMENT_KEYWORDS) + r")(?=\s|$)")
 
 # What users should read instead of lark's terminal names.
@@ -27,7 +27,7 @@ _SHOWN = {
     "NAME": "a name", "MODNAME": "a driver or module name", "STRING": "a \"string\"",
     "PCI_ID": "an ID like 1000:0097", "HEX": "a hex number like 0x0107", "SIZE": "a size like 64K",
     "INT": "a number", "INDEX": "a BAR number 0-5", "BAR": "bar0..bar5", "CMP": "a comparison (== >= <= ...)",
-    "SEVERITY": "forbid or warn", "VERDICT": "safe, warn, forbid or refused", "ORDER": "first, second, third or last",
+    "SEVERITY": "forbid or warn", "STATUS": "mined or reviewed", "VERDICT": "safe, warn, forbid or refused", "ORDER": "first, second, third or last",
     "KIND": "memory, io, 64bit or prefetchable", "HEXBYTE": "a hex byte like 0x07", "ATTR": "memory, io, 64bit, 32bit, prefetchable or implemented",
     "STRATEGY": "a strategy (bar0..bar5, off, qemu-rfc, ...)", "BARKIND": "io, mem32 or mem64",
     "NATIVE": "native", "NOT": "not", "NOIO": "no-io-space", "PREFETCH": "prefetchable",
@@ -93,6 +93,10 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def ruleset(self, meta, items):
         return ast.Ruleset(str(items[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def status(self, meta, items):
+        return ast.Status(str(items[0]), self._span(meta))
 
     @v_args(meta=True)
     def describe(self, meta, items):
