@@ -417,6 +417,99 @@ def add_rule_commands(sub, add_input) -> None:
     explain.set_defaults(func=cmd_explain)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Boot the guest driver once per target with the host device passed through (engine/verify)."""
+    from .verify import grammar, run as verify_run, text as verify_text
+    if args.candidates and args.targets:
+        raise UsageError("give either --targets or --candidates, not both")
+    modules = grammar.modules(args.modules) if args.modules else ()
+    setup = verify_run.prepare(args.slot, kernel=args.kernel, accel=args.accel, modules=modules,
+                               extra_initrd=args.initrd)
+    if not setup.preflight.ok:
+        print(verify_text.preflight(setup), file=sys.stderr)
+        return EXIT_INPUT
+    targets = grammar.targets(args.targets) if args.targets else verify_run.default_targets(setup)
+    if not args.json:
+        print(verify_text.intro(setup), flush=True)
+
+    def progress(result) -> None:
+        if not args.json:
+            print(verify_text.case(result), flush=True)
+    results = verify_run.verify(setup, targets, timeout=args.timeout, extra_initrd=args.initrd,
+                                progress=progress, keep_logs=Path(args.keep_logs) if args.keep_logs else None)
+    if args.json:
+        print(json.dumps(verify_text.data(setup, results), indent=2))
+    else:
+        print()
+        print(verify_text.table(results))
+    return EXIT_OK if all(r.agrees is not False for r in results) else EXIT_NO
+
+
+def add_verify_command(sub) -> None:
+    ver = sub.add_parser("verify", help="boot the guest driver against each relocation, with the host"
+                                        " device (bound to vfio-pci) passed through")
+    ver.add_argument("slot", metavar="HOST_SLOT", help="the host device, DDDD:BB:DD.F, bound to vfio-pci")
+    ver.add_argument("--targets", metavar="T,...", help="off,bar0..bar5 to try (comma separated)")
+    ver.add_argument("--candidates", action="store_true",
+                     help="every target which does not expect QEMU to refuse (the default)")
+    ver.add_argument("--kernel", metavar="K", help="guest kernel (default /boot/vmlinuz-$(uname -r))")
+    ver.add_argument("--initrd", metavar="I", help="an initramfs unpacked under barsafe's own (extra modules)")
+    ver.add_argument("--modules", metavar="M,...", help="guest driver modules (default: from modules.alias)")
+    ver.add_argument("--accel", choices=("kvm", "tcg"), help="default: kvm if /dev/kvm is usable, else tcg")
+    ver.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                     help="seconds per guest before it is killed (default 300)")
+    ver.add_argument("--keep-logs", metavar="DIR", help="keep each guest's console and QEMU's messages here")
+    ver.add_argument("--json", action="store_true", help="JSON output")
+    ver.set_defaults(func=cmd_verify)
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    """Draft rule files from a Linux tree's driver source (engine/mine)."""
+    from .mine import cfront, run as mine_run
+    if not cfront.available():
+        raise UsageError("barsafe mine needs tree-sitter and tree-sitter-c: pip install 'barsafe[mine]'")
+    tree = Path(args.tree)
+    if not (tree / "drivers").is_dir() and not args.paths:
+        raise UsageError(f"{tree} is not a Linux source tree (no drivers/ folder)")
+    for p in args.paths:
+        if not (tree / p).exists():
+            raise UsageError(f"{p}: not in {tree}")
+    result = mine_run.mine(tree, list(args.paths) or None, workers=args.jobs)
+    written = mine_run.write(result, Path(args.output)) if args.output else []
+    if args.json:
+        print(json.dumps({"summary": mine_run.summary(result),
+                          "drivers": [d.to_json() for d in result.drivers],
+                          "errors": result.errors}, indent=2))
+        return EXIT_OK
+    for d in result.drivers:
+        flags = f"{'msix' if d.uses_msix else 'no-msix'}, {len(d.ids)} ids, {len(d.dependencies)} deps"
+        unresolved = f", {len(d.unresolved)} unresolved" if d.unresolved else ""
+        print(f"{d.name}: {d.place.where} ({d.module}; {flags}{unresolved})")
+    numbers = mine_run.summary(result)
+    print(f"{numbers['pci_drivers']} PCI drivers, {numbers['msix_drivers']} use MSI-X,"
+          f" {numbers['with_dependencies']} with BAR dependencies, {numbers['with_unresolved']} with"
+          f" unresolved indices or sizes ({numbers['unresolved']} places); Linux {result.kernel},"
+          f" {numbers['seconds']} s on {result.workers} worker(s)")
+    if written:
+        print(f"wrote {len(written)} mined rule files to {args.output}")
+    for e in result.errors:
+        print(f"barsafe: warning: {e}", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_mine_command(sub) -> None:
+    mine = sub.add_parser("mine", help="draft rule files (status mined, at most warn) from a Linux"
+                                       " tree's PCI driver source")
+    mine.add_argument("tree", metavar="LINUX_TREE", help="an extracted Linux source tree")
+    mine.add_argument("paths", nargs="*", metavar="PATH",
+                      help="folders or files in the tree to mine (default: drivers)")
+    mine.add_argument("-o", "--output", metavar="DIR", help="write one NAME.rules per driver here")
+    mine.add_argument("-j", "--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    mine.add_argument("--json", action="store_true", help="the facts as JSON: drivers, IDs, MSI-X,"
+                                                          " dependencies, unresolved places")
+    mine.set_defaults(func=cmd_mine)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="barsafe",
@@ -454,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="JSON output")
     sim.set_defaults(func=cmd_simulate)
     add_rule_commands(sub, add_input)
+    add_verify_command(sub)
     return parser
 
 

@@ -1,0 +1,82 @@
+"""One throwaway guest: QEMU with the device passed through, bounded in time, always ended.
+
+Every QEMU is started in a session of its own; on timeout or any error it is
+sent SIGTERM, then SIGKILL, by its own process id (its process group is the
+one it leads).  Nothing else is signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import grammar
+from .initramfs import GUEST_SLOT
+
+
+@dataclass(frozen=True)
+class Run:
+    argv: tuple[str, ...]
+    returncode: int | None  # None: killed at the timeout
+    seconds: float
+    console: str  # the guest's serial console
+    stderr: str  # QEMU's own messages
+
+
+def device_option(host_slot: str, target: str) -> str:
+    """The -device value; slot and target are re-validated against their grammar here."""
+    slot = grammar.slot(host_slot)
+    tgt = grammar.target(target)
+    bus, addr = GUEST_SLOT.split(":")[1], GUEST_SLOT.split(":")[2].split(".")[0]
+    assert bus == "00"
+    return f"vfio-pci,host={slot},id=dut,bus=pcie.0,addr=0x{addr},x-msix-relocation={tgt}"
+
+
+def qemu_argv(qemu: Path, accel: str, kernel: Path, initrd: Path, console: Path, host_slot: str,
+              target: str, memory_mib: int = 384) -> list[str]:
+    if accel not in ("kvm", "tcg"):
+        raise ValueError(f"accel {accel!r}")
+    cpu = "host" if accel == "kvm" else "max"
+    return [str(qemu), "-accel", accel, "-machine", "q35", "-cpu", cpu, "-m", str(memory_mib),
+            "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+            "-serial", f"file:{console}", "-no-reboot",
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init",
+            "-device", device_option(host_slot, target)]
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, to the process group led by our own child, then reap it."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run(argv: list[str], console: Path, workdir: Path, timeout: float) -> Run:
+    """Run QEMU until it exits or ``timeout`` seconds pass; the guest's console and QEMU's stderr."""
+    err_path = workdir / "qemu.stderr"
+    start = time.monotonic()
+    with err_path.open("wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                start_new_session=True, close_fds=True)
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            _end(proc)
+    seconds = time.monotonic() - start
+    text = console.read_text(errors="replace") if console.exists() else ""
+    return Run(tuple(argv), code, seconds, text, err_path.read_text(errors="replace"))
