@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -19,8 +20,8 @@ from . import __version__, strategies
 from .errors import BarsafeError, Location, OutputError, RuleError, RuleErrors, UsageError
 from .model import Device, Platform
 from .paths import CORPUS
-from .relocate import analyse_pages
 from .report import diagnostics, jsonout, text
+from .report.safe import long_text, message, printable
 from .sources import load, load_sysfs
 from .units import parse_size
 
@@ -64,30 +65,65 @@ def page_size_arg(value: str) -> int:
     return size
 
 
-def normalise_slot(slot: str) -> str:
-    slot = slot.strip().lower()
-    return slot if slot.count(":") == 2 else f"0000:{slot}"
+_SLOT_FORMS = re.compile(r"(?:([0-9a-f]{1,5}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})(?:\.([0-7]))?")
+
+
+def parse_slot(slot: str) -> tuple[int | None, int, int, int] | None:
+    """(domain or None, bus, device, function) of the forms people type: `07:00` (function 0),
+    `7:0.0`, `0000:07:00.0`; None if it is no PCI address."""
+    m = _SLOT_FORMS.fullmatch(slot.strip().lower())
+    if not m or int(m.group(3), 16) > 0x1F:
+        return None
+    domain = int(m.group(1), 16) if m.group(1) else None
+    return domain, int(m.group(2), 16), int(m.group(3), 16), int(m.group(4) or "0")
+
+
+def slot_text(domain: int | None, bus: int, dev: int, fn: int) -> str:
+    return (f"{domain:04x}:" if domain is not None else "") + f"{bus:02x}:{dev:02x}.{fn}"
 
 
 def select(devices: list[Device], slot: str | None) -> list[Device]:
+    """The device at ``slot``; without a domain, the one device with that bus:device.function."""
     if slot is None:
         return devices
-    want = normalise_slot(slot)
-    chosen = [d for d in devices if d.slot and normalise_slot(d.slot) == want]
+    want = parse_slot(slot)
+    if want is None:
+        raise UsageError(f"--slot {printable(slot)}: not a PCI address (like 0000:03:00.0, 03:00.0 or 3:0)")
+    chosen = []
+    for d in devices:
+        have = parse_slot(d.slot) if d.slot else None
+        if have and have[1:] == want[1:] and (want[0] is None or (have[0] or 0) == want[0]):
+            chosen.append(d)
+    if len({d.slot for d in chosen}) > 1:
+        raise UsageError(f"--slot {slot_text(*want)} is in several PCI domains here: give the domain"
+                         f" ({', '.join(printable(d.slot) for d in chosen)})")
     if not chosen:
-        known = ", ".join(d.slot or "-" for d in devices[:20])
-        raise UsageError(f"no device at slot {slot} in the input (it has: {known})")
+        known = ", ".join(printable(d.slot or "-") for d in devices[:20]) + (", ..." if len(devices) > 20 else "")
+        raise UsageError(f"no device at slot {slot_text(*want)} in the input (it has: {known or 'no devices'})")
     return chosen
 
 
-def read_input(args: argparse.Namespace) -> list[Device]:
+def input_specs(args: argparse.Namespace) -> list[str]:
+    """The inputs named, or standard input when it is a pipe and nothing is named."""
+    names = args.input if isinstance(args.input, list) else [args.input] if args.input else []
     if args.sysfs:
-        if args.input:
+        if names:
             raise UsageError("give either INPUT or --sysfs, not both")
+        return []
+    if not names:
+        if sys.stdin is not None and not sys.stdin.isatty():
+            return ["-"]
+        raise UsageError("no input: give a file, a directory of dumps, '-' for standard input, or --sysfs")
+    if names.count("-") > 1:
+        raise UsageError("standard input ('-') can be read only once")
+    return names
+
+
+def read_input(args: argparse.Namespace) -> list[Device]:
+    specs = input_specs(args)
+    if args.sysfs:
         return load_sysfs()
-    if not args.input:
-        raise UsageError("no input: give a file, '-' for standard input, or --sysfs")
-    return load(args.input)
+    return [d for _, read in _audit_inputs(specs) for d in read()]
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -103,16 +139,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def one_msix_device(devices: list[Device]) -> Device:
-    found = msix_devices(devices)
+def one_msix_device(devices: list[Device], slot: str | None = None) -> Device:
+    found = msix_devices(devices, slot)
     if len(found) == 1:
         return found[0]
-    slots = ", ".join(d.slot or "-" for d in found)
+    slots = ", ".join(printable(d.slot or "-") for d in found)
     raise UsageError(f"{len(found)} MSI-X devices in the input; choose one with --slot ({slots})")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    device = one_msix_device(select(read_input(args), args.slot))
+    device = one_msix_device(select(read_input(args), args.slot), args.slot)
     platform = platform_of(args)
     if args.all:
         names = strategies.all_names()
@@ -125,11 +161,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         data = [jsonout.outcome(o) for o in outcomes]
         print(json.dumps(data if args.all else data[0], indent=2))
         return EXIT_OK
-    assert device.msix is not None
-    pages = analyse_pages(device.bars, device.msix, platform)
-    verdict = "relocation needed" if pages.needs_relocation else "no relocation needed"
     print(text.header(device))
-    print(f"{text.platform_text(platform)}: {verdict}: {pages.reason}")
+    print(f"{text.platform_text(platform)}: {text.page_verdict(device, platform)}")
     for o in outcomes:
         print()
         print(text.outcome(device, o, platform))
@@ -137,8 +170,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def rule_paths(paths: list[str] | None) -> list[Path]:
+    """Rule roots for the authoring commands: the paths given, else the shipped rules/."""
     from .rules.library import DEFAULT_ROOT
     return [Path(p) for p in paths] if paths else [DEFAULT_ROOT]
+
+
+def answer_rule_paths(args: argparse.Namespace) -> list[Path]:
+    """Rule roots for answers: the shipped rules (generic included), then each --rules root,
+    whose rule sets add to them and replace a shipped set of the same name; --only-rules
+    leaves the shipped ones out."""
+    from .rules.library import DEFAULT_ROOT
+    extra = [Path(p) for p in args.rules or ()]
+    if args.only_rules:
+        if not extra:
+            raise UsageError("--only-rules needs at least one --rules DIR")
+        return extra
+    return [DEFAULT_ROOT, *extra]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -201,7 +248,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from .rules import library
     from .score import judge
-    device = one_msix_device(select(load(args.device), args.slot))
+    device = one_msix_device(select(load(args.device), args.slot), args.slot)
     platform = platform_of(args)
     rules_path = Path(args.rules)
     if rules_path.is_file():
@@ -233,12 +280,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def msix_devices(devices: list[Device]) -> list[Device]:
+def msix_devices(devices: list[Device], slot: str | None = None) -> list[Device]:
     found = [d for d in devices if d.msix is not None]
     if not found:
         unknown = [d for d in devices if d.msix_unknown]
         if unknown:
-            raise UsageError(f"{unknown[0].slot or 'device'}: {unknown[0].notes[-1]}")
+            raise UsageError(f"{printable(unknown[0].slot or 'device')}: {long_text(unknown[0].notes[-1])}")
+        if slot is not None:
+            d = devices[0]
+            raise UsageError(f"the device at {printable(d.slot or slot)} [{d.id_text}] has no MSI-X"
+                             " capability: nothing to relocate")
         raise UsageError("no device with an MSI-X capability in the input: nothing to relocate")
     return found
 
@@ -265,12 +316,16 @@ def hostpci_arg(value: str) -> int:
 def cmd_which(args: argparse.Namespace) -> int:
     from .rules import library
     from .score import answer
-    devices = msix_devices(select(read_input(args), args.slot))
+    if args.emit and args.json:
+        raise UsageError("--json and --emit are two different outputs: give one")
+    if args.hostpci is not None and args.emit != "proxmox":
+        raise UsageError("--hostpci numbers Proxmox's hostpciN devices: it needs --emit proxmox")
+    devices = msix_devices(select(read_input(args), args.slot), args.slot)
     platform = platform_of(args)
-    lib = library.load(rule_paths(args.rules))
+    lib = library.load(answer_rule_paths(args))
     answers = [answer(d, platform, lib) for d in devices]
     if args.emit:
-        print(emit_config(args.emit, answers, args.hostpci))
+        print(emit_config(args.emit, answers, args.hostpci or 0))
     elif args.json:
         print(json.dumps([jsonout.answer(a) for a in answers], indent=2))
     else:
@@ -304,7 +359,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for name in names:
         if name not in strategies.all_names():
             raise UsageError(f"unknown strategy {name!r}; known: {', '.join(strategies.all_names())}")
-    audit = Audit(library.load(rule_paths(args.rules)), pages, names, io_space=not args.no_io_space)
+    audit = Audit(library.load(answer_rule_paths(args)), pages, names, io_space=not args.no_io_space)
     inputs = list(_audit_inputs(args.inputs))
     progress = sys.stderr.isatty()
     for n, (name, read) in enumerate(inputs, start=1):
@@ -336,7 +391,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     specs = args.inputs or [str(CORPUS / "devices")]
     devices = [d for _, read in _audit_inputs(specs) for d in read()]
     platform = Platform(args.page_size, io_space=not args.no_io_space)
-    entries, conflicts, _ = export.build(devices, platform, library.load(rule_paths(args.rules)))
+    entries, conflicts, _ = export.build(devices, platform, library.load(answer_rule_paths(args)))
     render = qemu_table.to_c if args.format == "c" else qemu_table.to_json
     sys.stdout.write(render(entries, conflicts, platform))
     return EXIT_OK
@@ -353,6 +408,14 @@ def platform_of(args: argparse.Namespace) -> Platform:
     return Platform(args.page_size or host_page_size(), io_space=not args.no_io_space)
 
 
+def add_rules_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", action="append", metavar="DIR",
+                   help="rule files or directories to add to the shipped rules (a rule set of the same"
+                        " name replaces the shipped one); repeatable")
+    p.add_argument("--only-rules", action="store_true",
+                   help="judge by the --rules given alone: leave out the shipped rules and the generic set")
+
+
 def add_rule_commands(sub, add_input) -> None:
     exp = sub.add_parser("export", help="export data for other programs")
     exp_sub = exp.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -362,7 +425,7 @@ def add_rule_commands(sub, add_input) -> None:
     table.add_argument("--page-size", type=page_size_arg, default=64 * 1024, metavar="SIZE",
                        help="host page size the table is for (default 64K)")
     table.add_argument("--no-io-space", action="store_true", help="hosts without I/O port space")
-    table.add_argument("--rules", action="append", metavar="DIR")
+    add_rules_options(table)
     table.add_argument("--format", choices=("c", "json"), default="c")
     table.set_defaults(func=cmd_export)
 
@@ -375,20 +438,19 @@ def add_rule_commands(sub, add_input) -> None:
     aud.add_argument("--strategies", metavar="NAMES",
                      help="comma-separated (default: qemu-rfc,reverse,extend-only,cloud-hypervisor,pve-tools,qemu,off);"
                           " barsafe's own pick is always a column")
-    aud.add_argument("--rules", action="append", metavar="DIR")
+    add_rules_options(aud)
     aud.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table")
     aud.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
     aud.set_defaults(func=cmd_audit)
 
     which = sub.add_parser("which", help="the safe x-msix-relocation target for each MSI-X device")
-    add_input(which)
+    add_input(which, many=True)
     add_platform(which)
-    which.add_argument("--rules", action="append", metavar="DIR",
-                       help="rule files or directories (default: the shipped rules/); repeatable")
+    add_rules_options(which)
     which.add_argument("--json", action="store_true", help="JSON output")
     which.add_argument("--emit", choices=("qemu", "libvirt", "proxmox"),
                        help="print only the configuration for each recommendation")
-    which.add_argument("--hostpci", type=hostpci_arg, default=0, metavar="N",
+    which.add_argument("--hostpci", type=hostpci_arg, default=None, metavar="N",
                        help="with --emit proxmox: the VM's hostpciN index of the (first) device,"
                             " 0..15 (default 0)")
     which.set_defaults(func=cmd_which)
@@ -520,16 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"barsafe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_input(p: argparse.ArgumentParser) -> None:
-        p.add_argument("input", nargs="?", metavar="INPUT",
-                       help="lspci -vvv text, a barsafe YAML record, a sysfs device directory,"
-                            " or '-' for standard input")
+    def add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
+        if many:
+            p.add_argument("input", nargs="*", metavar="INPUT",
+                           help="lspci -vvv text, barsafe YAML records, sysfs device directories or"
+                                " directories of dumps; '-' (or a pipe) for standard input")
+        else:
+            p.add_argument("input", nargs="?", metavar="INPUT",
+                           help="lspci -vvv text, a barsafe YAML record, a sysfs device directory,"
+                                " or '-' (or a pipe) for standard input")
         p.add_argument("--sysfs", action="store_true",
                        help="read the live machine's /sys/bus/pci/devices instead of INPUT")
         p.add_argument("--slot", metavar="S", help="only the device at this slot (e.g. 0000:03:00.0)")
 
     show = sub.add_parser("show", help="print devices as barsafe reads them")
-    add_input(show)
+    add_input(show, many=True)
     show.add_argument("--json", action="store_true", help="JSON (same as --format json)")
     show.add_argument("--format", choices=("text", "json", "yaml"), default="text",
                       help="yaml writes barsafe device records that read back identical")
@@ -560,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(diagnostics.render(exc, source_line), file=sys.stderr)
         return EXIT_INPUT
     except BarsafeError as exc:
-        print(f"barsafe: error: {exc}", file=sys.stderr)
+        print(f"barsafe: error: {message(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK

@@ -42,7 +42,7 @@ def build(devices: list[Device], platform: Platform, library) -> tuple[list[Entr
             continue
         a = answer(d, platform, library)
         rec = a.recommendation
-        if a.rulesets == ("generic",) or not a.needs_relocation or rec is None or rec.verdict != "safe":
+        if a.rulesets in ((), ("generic",)) or not a.needs_relocation or rec is None or rec.verdict != "safe":
             skipped += 1
             continue
         broken = [f"{r.strategy}: {r.verdict} ({'; '.join(v.rule_id for v in r.judgement.violations)})"

@@ -140,9 +140,12 @@ def choose_rules(device: Device, library) -> tuple[list[Ruleset], tuple[str, ...
         return ([rs for rs, _ in found], tuple(rs.name for rs, _ in found),
                 tuple(f"{rs.name}: matches {why}" for rs, why in found))
     generic = library.rulesets.get("generic")
+    if generic is None:
+        return [], (), ("no rule file matches this device (by ID, class, driver or module), and the"
+                        " rules given have no generic set: no rule judges it",)
     reason = ("no rule file matches this device (by ID, class, driver or module):"
               " the generic set applies")
-    return ([generic] if generic else [], ("generic",), (reason,))
+    return [generic], ("generic",), (reason,)
 
 
 def answer(device: Device, platform: Platform, library) -> Answer:

@@ -1,6 +1,7 @@
 """The CLI as users run it: output shapes, exit codes, and errors without tracebacks."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = str(ROOT / "corpus/devices/seed/lsi-sas3008-1000-0097.yaml")
 SHARED = ROOT.parent / "shared" / "corpus" / "lspci"
 DELL = SHARED / "dell-poweredge-r340-x86_64-03cc317284.txt"
+HP_DL20 = SHARED / "hp-proliant-dl20-gen9-x86_64-b78e0fdb9f.txt"  # a whole machine: most devices lack MSI-X
+CENTRIQ = SHARED / "wiwynn-qualcomm-centriq-2400-rep-aarch64-bd0fe2f7fd.txt"  # domains 0000 and 0003
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -80,10 +86,18 @@ def test_stdin_machine_dump_needs_a_slot_and_then_simulates(capsys, monkeypatch)
     (["simulate", SEED, "--slot", "00:09.0", "--all"], "no device at slot 00:09.0"),
     (["show"], "no input"),
 ])
-def test_bad_input_exits_2_with_one_clear_line(capsys, argv, words):
+def test_bad_input_exits_2_with_one_clear_line(capsys, monkeypatch, argv, words):
+    monkeypatch.setattr(sys, "stdin", Terminal())
     code, out, err = run(capsys, *argv)
     assert code == 2 and words in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+class Terminal:
+    """Standard input as a terminal: nothing is piped in."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def test_bad_file_content_names_file_and_line(capsys, tmp_path):
@@ -118,3 +132,112 @@ def test_python_dash_m_engine_is_the_same_command(tmp_path, monkeypatch):
     assert run.stdout.strip().endswith("x-msix-relocation=bar5")
     usage = subprocess.run([sys.executable, "-m", "engine", "--version"], capture_output=True, text=True)
     assert usage.stdout.startswith("barsafe ")
+
+
+# --- input as users give it ------------------------------------------------------------------
+
+def barsafe(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine", *argv], input=stdin, capture_output=True,
+                          env={**os.environ, "BARSAFE_CACHE": "0"})
+
+
+def test_a_pipe_is_read_without_a_dash():
+    run = barsafe("which", "--page-size", "64K", "--no-io-space", "--emit", "qemu",
+                  stdin=Path(SEED).read_bytes())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().strip().endswith("x-msix-relocation=bar5")
+
+
+@pytest.mark.parametrize("slot", ["0001:03:00.0", "03:00.0", "3:0.0", "03:00", "3:0", "0001:3:0"])
+def test_slot_forms_people_type(capsys, slot):
+    code, out, err = run(capsys, "which", SEED, "--slot", slot, "--page-size", "64K", "--no-io-space",
+                         "--emit", "qemu")
+    assert code == 0, err
+    assert out.strip() == "-device vfio-pci,host=0001:03:00.0,x-msix-relocation=bar5"
+
+
+@pytest.mark.parametrize("slot, words", [
+    ("0000:03:00.0", "no device at slot 0000:03:00.0 in the input (it has: 0001:03:00.0)"),
+    ("03:00.1", "no device at slot 03:00.1"),
+    ("03:20.0", "not a PCI address"),
+    ("03:00.0\nhookscript: x", "not a PCI address"),
+])
+def test_a_wrong_slot_names_the_slot(capsys, slot, words):
+    code, _, err = run(capsys, "which", SEED, "--slot", slot, "--page-size", "64K")
+    assert code == 2 and words in err, err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(not HP_DL20.exists(), reason="../shared/corpus/lspci absent")
+def test_a_slot_without_msix_says_so(capsys):
+    code, _, err = run(capsys, "which", str(HP_DL20), "--slot", "00:14.0", "--page-size", "64K")
+    assert code == 2 and "00:14.0" in err and "has no MSI-X capability" in err, err
+    assert "in the input" not in err
+
+
+@pytest.mark.skipif(not CENTRIQ.exists(), reason="../shared/corpus/lspci absent")
+def test_a_slot_without_domain_must_be_unique(capsys):
+    code, _, err = run(capsys, "show", str(CENTRIQ), "--slot", "00:00.0")
+    assert code == 2 and "several PCI domains" in err and "0003:00:00.0" in err
+    code, out, _ = run(capsys, "show", str(CENTRIQ), "--slot", "3:0:0")
+    assert code == 0 and out.startswith("0003:00:00.0 ")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--json", "--emit", "qemu"], "--json and --emit"),
+    (["--hostpci", "2"], "--hostpci"),
+    (["--hostpci", "2", "--emit", "qemu"], "needs --emit proxmox"),
+    (["--hostpci", "-1", "--emit", "proxmox"], "--hostpci"),
+    (["--only-rules"], "--only-rules needs"),
+])
+def test_meaningless_option_combinations_are_usage_errors(capsys, argv, words):
+    code, out, err = run(capsys, "which", SEED, "--page-size", "64K", *argv)
+    assert code == 2 and words in err and not out
+
+
+def write_rules(d: Path, name: str, body: str) -> Path:
+    d.mkdir(exist_ok=True)
+    (d / f"{name}.rules").write_text(
+        f'ruleset {name}\nsource "drivers/x/x.c:1" function x_probe kernel "6.12"\n{body}')
+    return d
+
+
+def test_rules_add_to_the_shipped_rules(capsys, tmp_path):
+    mine = write_rules(tmp_path / "mine", "extra", 'match id 1000:0097\nrule no-bar5:\n'
+                       '    require not bar5 added\n    else warn "extra says so"\n')
+    code, out, err = run(capsys, "which", SEED, "--page-size", "64K", "--no-io-space", "--json",
+                         "--rules", str(mine))
+    assert code == 0, err
+    (a,) = json.loads(out)
+    assert a["rules"] == ["extra", "mpt3sas"]
+    verdicts = {c["strategy"]: c["verdict"] for c in a["candidates"]}
+    assert verdicts["bar0"] == "forbid"  # the shipped mpt3sas rules still judge
+    assert verdicts["bar5"] == "warn"    # and the added set too
+
+
+def test_a_rule_set_of_the_same_name_replaces_the_shipped_one(capsys, tmp_path):
+    mine = write_rules(tmp_path / "mine", "mpt3sas", "match id 1000:0097\n")
+    code, out, _ = run(capsys, "which", SEED, "--page-size", "64K", "--no-io-space", "--json",
+                       "--rules", str(mine))
+    (a,) = json.loads(out)
+    assert a["rules"] == ["mpt3sas"]
+    assert {c["strategy"]: c["verdict"] for c in a["candidates"]}["bar0"] == "safe"
+
+
+def test_only_rules_leaves_the_shipped_and_generic_sets_out(capsys, tmp_path):
+    mine = write_rules(tmp_path / "mine", "other", "match id 1234:5678\n")
+    code, out, _ = run(capsys, "which", SEED, "--page-size", "64K", "--no-io-space", "--json",
+                       "--rules", str(mine), "--only-rules")
+    (a,) = json.loads(out)
+    assert a["rules"] == []
+
+
+def test_which_takes_several_inputs_and_names_each_device_s_input(capsys, tmp_path):
+    other = tmp_path / "copy.yaml"
+    other.write_text(Path(SEED).read_text())
+    code, out, err = run(capsys, "which", SEED, str(tmp_path), "--page-size", "64K", "--no-io-space")
+    assert code == 0, err
+    assert out.count("recommendation: bar5") == 2
+    assert f"input: {SEED}:" in out and f"input: {other}:" in out
+    code, out, _ = run(capsys, "which", SEED, str(other), "--page-size", "64K", "--json")
+    assert [a["input"].rsplit(":", 2)[0] for a in json.loads(out)] == [SEED, str(other)]

@@ -58,7 +58,7 @@ def answer(a) -> dict[str, Any]:
     d = a.device
     rec = a.recommendation
     return {
-        "slot": d.slot, "vendor": d.vendor, "device": d.device, "driver": d.driver,
+        "slot": d.slot, "input": d.origin, "vendor": d.vendor, "device": d.device, "driver": d.driver,
         "modules": list(d.modules), "rules": list(a.rulesets),
         "needs_relocation": a.needs_relocation, "why": a.why,
         "msix_diagnosis": diagnosis(a.msix),

@@ -57,6 +57,14 @@ def printable(text: object, limit: int | None = FIELD_LIMIT) -> str:
     return "".join(out)
 
 
+def message(text: object, limit: int = TEXT_LIMIT) -> str:
+    """An error message, whose quoted values their author already escaped: control and
+    invisible characters are escaped (a path or an unquoted value may still hold one), but a
+    backslash is kept as it is, so an escape already in the message is not escaped twice."""
+    out = "".join(ch if ch == "\\" else _escape_char(ch) for ch in str(text))
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
 def long_text(text: object) -> str:
     """``printable`` for composed text (reasons, evidence) with a generous cap."""
     return printable(text, TEXT_LIMIT)

@@ -153,8 +153,10 @@ def which(a) -> str:
     d = a.device
     driver = ", ".join(x for x in (f"driver {printable(d.driver)}" if d.driver else "",
                                    f"modules {modules_text(d)}" if d.modules else "") if x)
-    lines = [header(d) + (f" ({driver})" if driver else ""),
-             f"  {platform_text(a.platform)}"]
+    lines = [header(d) + (f" ({driver})" if driver else "")]
+    if d.origin:
+        lines.append(f"  input: {printable(d.origin)}")
+    lines.append(f"  {platform_text(a.platform)}")
     lines += [f"  rules: {long_text(r)}" for r in a.match_reasons]
     lines += [f"  {l}" for l in diagnosis_lines(a.msix)]
     if a.broken:

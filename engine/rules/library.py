@@ -185,6 +185,20 @@ def rule_files(paths: list[Path]) -> list[Path]:
     return sorted(set(out))
 
 
+def _layered(paths: list[Path]) -> list[Path]:
+    """The rule files of several roots, a later root's file replacing an earlier root's of the
+    same name: `which --rules mine/` over the shipped rules lets an author try a new mpt3sas.rules."""
+    by_stem: dict[str, tuple[int, list[Path]]] = {}
+    for n, root in enumerate(paths):
+        for f in rule_files([root]):
+            stem = stem_of(str(f))
+            if stem in by_stem and by_stem[stem][0] == n:
+                by_stem[stem][1].append(f)  # same name twice in one root: check reports it
+            else:
+                by_stem[stem] = (n, [f])
+    return sorted(f for _, found in by_stem.values() for f in found)
+
+
 def _roots(paths: list[Path]) -> list[Path]:
     return [(p if p.is_dir() else p.parent).resolve() for p in paths]
 
@@ -202,7 +216,7 @@ def cache_dir() -> Path | None:
 def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     """Parse, check and compile every rule file under ``paths`` (default: the shipped rules/)."""
     paths = paths or [DEFAULT_ROOT]
-    files = rule_files(paths)
+    files = _layered(paths)
     roots = _roots(paths)
     texts = {str(f): f.read_bytes() for f in files}
     material = _cache_material(texts)
