@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -17,15 +18,23 @@ MAX_SIZE_DIGITS = 20
 MAX_SIZE = 1 << 64  # the whole 64-bit address space
 
 QUOTE_LIMIT = 60
+# Control, format (bidi, zero-width), separator, surrogate, private-use and unassigned characters:
+# the categories engine/report/safe.py escapes.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 def quote(text: object, limit: int = QUOTE_LIMIT) -> str:
-    """A value from input as an error message shows it: cut to ``limit`` characters, then repr,
-    so a message stays one line (repr escapes newlines and control characters) and short."""
+    """A value from input as an error message quotes it: cut to ``limit`` characters ("..."
+    marks the cut), in single quotes, each control or invisible character shown as <U+XXXX>.
+
+    Messages are printed both escaped (engine/report/safe.py printable) and as they are; this
+    form is one line either way, and holds no backslash for the escaper to double."""
     if isinstance(text, int) and text.bit_length() > 128:  # str() of a huge int is slow or refused
         return f"<a {text.bit_length()}-bit number>"
     text = str(text)
-    return repr(text[:limit] + "...") if len(text) > limit else repr(text)
+    shown = "".join(f"<U+{ord(ch):04X}>" if unicodedata.category(ch) in _INVISIBLE else ch
+                    for ch in text[:limit])
+    return "'" + shown + ("..." if len(text) > limit else "") + "'"
 
 
 def parse_size(text: str) -> int:

@@ -43,9 +43,9 @@ def test_parse_size_still_reads_lspci_sizes():
         256, 64 << 10, 1 << 20, 2 << 30, 1 << 63, 16 << 10]
 
 
-def test_quote_is_short_and_one_line():
-    assert quote("a\nb" * 100) == repr(("a\nb" * 100)[:60] + "...")
-    assert "\n" not in quote("x\n" * 10)
+def test_quote_is_short_one_line_and_has_nothing_to_escape_twice():
+    assert quote("ab" * 100) == "'" + "ab" * 30 + "...'"
+    assert quote("x\n\x1b\u202e\\y") == "'x<U+000A><U+001B><U+202E>\\y'"
     assert quote(10 ** 5000) == "<a 16610-bit number>"
 
 
@@ -85,9 +85,9 @@ def test_a_relocated_layout_may_still_hold_what_a_device_cannot():
     ({"slot": "00:20.0"}, "00 to 1f"),
     ({"slot": "00:01.8"}, "0 to 7"),
     ({"driver": "nvme --> hookscript: x"}, "contains '>'"),
-    ({"driver": "nvme\n"}, "contains '\\n'"),
+    ({"driver": "nvme\n"}, "contains '<U+000A>'"),
     ({"modules": ("nvme core",)}, "not a Linux module name"),
-    ({"name": "Samsung\x1b[2J"}, "control character '\\x1b'"),
+    ({"name": "Samsung\x1b[2J"}, "control character '<U+001B>'"),
     ({"class_name": "a\u2028b"}, "control character"),
 ])
 def test_a_device_cannot_have_impossible_fields(fields, words):
@@ -160,7 +160,7 @@ def test_lspci_numbers_no_device_can_have(capsys, tmp_path, command, text, line,
 
 @pytest.mark.parametrize("text, line, words", [
     (GOOD + "\tKernel driver in use: nvme --> hookscript: local:snippets/x.pl\n", 6, "contains '>'"),
-    (GOOD + "\tKernel driver in use: nvme\x1b[2J\n", 6, "contains '\\x1b'"),
+    (GOOD + "\tKernel driver in use: nvme\x1b[2J\n", 6, "contains '<U+001B>'"),
     (GOOD + "\tKernel modules: nvme, evil;rm\n", 6, "not a Linux module name"),
     (GOOD + "02:00.8 RAID bus controller [0104]: x [1000:005f]\n", 6, "function '8' must be 0 to 7"),
     (GOOD + "02:20.0 RAID bus controller [0104]: x [1000:005f]\n", 6, "00 to 1f"),
@@ -279,7 +279,7 @@ BARS = "bars:\n  - {index: 0, kind: mem32, size: 64K}\n"
     ("slot: \"00:01.0\\n--> x\"\n" + BARS, 1, 7, "not a PCI address"),
     ("slot: '00:01.8'\n" + BARS, 1, 7, "0 to 7"),
     ("driver: 'nvme --> x'\n" + BARS, 1, 9, "contains '>'"),
-    ("driver: \"vfio-pci\\nhookscript: local:snippets/x\"\n" + BARS, 1, 9, "contains '\\n'"),
+    ("driver: \"vfio-pci\\nhookscript: local:snippets/x\"\n" + BARS, 1, 9, "contains '<U+000A>'"),
     ("modules: [nvme, 'a b']\n" + BARS, 1, 17, "not a Linux module name"),
     ("name: \"a\\x1b[2Jb\"\n" + BARS, 1, 7, "control character"),
     ("notes: [\"a\\u2028b\"]\n" + BARS, 1, 9, "control character"),
@@ -425,9 +425,179 @@ def test_a_driver_link_with_a_hostile_name_is_refused(tmp_path):
     os.symlink("../../bus/pci/drivers/vfio-pci\nhookscript: x", path / "driver")
     with pytest.raises(InputError) as err:
         sysfs.read_device(path)
-    assert err.value.location.path == str(path / "driver") and "contains '\\n'" in err.value.message
+    assert err.value.location.path == str(path / "driver") and "contains '<U+000A>'" in err.value.message
 
 
 def test_a_directory_name_that_is_no_slot_gives_no_slot(tmp_path):
     d = sysfs.read_device(sysfs_device(tmp_path, name="0000:03:00.0\nx"))
     assert d.slot is None
+
+
+# --- fuzz: seeded damage to real inputs never ends in an internal error ----------------------
+#
+# Each case damages a real input (a shared lspci dump, a corpus record, a sysfs tree written
+# from a corpus record) with one to three seeded mutations and runs `show` and `which` on it.
+# Either may answer (0), answer negatively (1) or refuse the input (2, one line); 3 (a bug) and a
+# traceback never.  What the readers accept must survive `show --format yaml` and read back equal:
+# a damaged input is refused or read as some device, never half-read.  A failure names its seed:
+# fuzz_case(kind, seed, tmp_path) rebuilds the input.
+
+import random
+import re
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpus" / "lspci"
+RECORDS = sorted((ROOT / "corpus" / "devices").rglob("*.yaml"))
+LSPCI_CASES, RECORD_CASES, SYSFS_CASES = 1000, 700, 250  # about 17 s of CPU in all
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """One to three of: byte flips, line deletion/duplication, digit insertion, tab -> spaces,
+    truncation, non-UTF-8 bytes, odd characters, a number replaced by a boundary value (which
+    keeps the input readable and tests what comes after the reader)."""
+    for _ in range(rng.randint(1, 3)):
+        lines = data.split(b"\n")
+        i = rng.randrange(len(lines))
+        op = rng.randrange(10)
+        if op == 0 and data:  # flip one byte
+            k = rng.randrange(len(data))
+            data = data[:k] + bytes([data[k] ^ (1 << rng.randrange(8))]) + data[k + 1:]
+        elif op == 1:
+            del lines[i]
+            data = b"\n".join(lines)
+        elif op == 2:
+            lines.insert(i, lines[i])
+            data = b"\n".join(lines)
+        elif op == 3:  # a long run of digits next to an existing digit, or anywhere
+            digits = [m.start() for m in re.finditer(rb"[0-9a-f]", data)] or [0]
+            k = rng.choice(digits)
+            data = data[:k] + rng.choice([b"9", b"1", b"f", b"0"]) * rng.choice([3, 17, 40, 5000]) + data[k:]
+        elif op == 4:
+            lines[i] = lines[i].replace(b"\t", b" " * rng.choice([1, 2, 4, 8]))
+            data = b"\n".join(lines)
+        elif op == 5:
+            data = data[:rng.randrange(len(data) + 1)]
+        elif op == 6 and data:  # bytes that are no UTF-8
+            k = rng.randrange(len(data))
+            data = data[:k] + rng.choice([b"\xff", b"\xc3", b"\xe9", b"\x80\x80", b"\xed\xa0\x80"]) + data[k:]
+        elif op in (8, 9):
+            numbers = list(re.finditer(rb"(?<![0-9a-zA-Z])[0-9a-f]+[KMGT]?(?![0-9a-zA-Z])", data))
+            if numbers:
+                m = rng.choice(numbers)
+                data = data[:m.start()] + rng.choice(EXTREMES) + data[m.end():]
+        else:  # a character some reader must refuse or keep: control, separator, YAML syntax
+            k = rng.randrange(len(data) + 1)
+            data = data[:k] + rng.choice([b"\x00", b"\x1b", b"\r", b"\x0c", b"\xc2\x85", b"\xe2\x80\xa8",
+                                          b"&a ", b"*a", b"!!python/object ", b"<<: ", b"[", b"{",
+                                          b"-->", b"\n\t\t"]) + data[k:]
+    return data
+
+
+EXTREMES = [b"0", b"1", b"4", b"5", b"6", b"7", b"8", b"16", b"2047", b"2048", b"2049", b"fff8",
+            b"fffffff8", b"ffffffff", b"00000000", b"4K", b"1G", b"2G", b"4G", b"1T", b"8388608T",
+            b"ffff", b"10000", b"0x0", b"0xfffffff8"]
+
+
+def lspci_blocks() -> list[bytes]:
+    blocks = []
+    for f in sorted(SHARED.glob("*.txt")):
+        text = f.read_bytes()
+        starts = [m.start() for m in re.finditer(rb"^[0-9a-f]{2,8}:[0-9a-f:.]+ ", text, re.MULTILINE)]
+        blocks.append(text)
+        blocks += [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+    return blocks
+
+
+def sysfs_tree(root: Path, devices: list[Device]) -> Path:
+    """A devices/ directory as the kernel shows it: config, resource and a driver link."""
+    tree = root / "devices"
+    tree.mkdir(parents=True)
+    for n, d in enumerate(devices):
+        path = tree / f"0000:{n + 1:02x}:00.0"
+        path.mkdir()
+        c = bytearray(256)
+        struct.pack_into("<HHHH", c, 0, d.vendor or 0x1234, d.device or 0x5678, 0x6, 0x10 if d.msix else 0)
+        c[0x08], c[0x0A], c[0x0B] = d.revision or 0, (d.class_code or 0) & 0xFF, (d.class_code or 0) >> 8
+        resource = [(0, 0, 0)] * 13
+        base = 0x4000_0000
+        for bar in d.bars:
+            size = bar.size or 4096
+            bits = 0x1 if bar.is_io else (0x4 if bar.is_64bit else 0) | (0x8 if bar.prefetchable else 0)
+            struct.pack_into("<I", c, 0x10 + 4 * bar.index, (base & 0xFFFF_FFF0) | bits)
+            resource[bar.index] = (base, base + size - 1, 0x40200)
+            base += max(size, 1 << 20)
+        if d.msix:
+            m = d.msix
+            c[0x34] = 0x50
+            struct.pack_into("<BBHII", c, 0x50, 0x11, 0, m.entries - 1, m.table_offset | m.table_bar,
+                             m.pba_offset | m.pba_bar)
+        (path / "config").write_bytes(bytes(c))
+        (path / "resource").write_text("".join("0x%016x 0x%016x 0x%016x\n" % r for r in resource))
+        if d.driver:
+            os.symlink(f"../../../bus/pci/drivers/{d.driver}", path / "driver")
+    return tree
+
+
+def fuzz_case(kind: str, seed: int, tmp: Path) -> Path:
+    rng = random.Random(f"{kind}-{seed}")
+    if kind == "lspci":
+        blocks = _LSPCI_BLOCKS
+        path = tmp / f"lspci-{seed}.txt"
+        path.write_bytes(mutate(rng.choice(blocks), rng))
+        return path
+    if kind == "record":
+        source = rng.choice(RECORDS)
+        path = tmp / f"record-{seed}.yaml"
+        path.write_bytes(mutate(source.read_bytes(), rng))
+        return path
+    devices = [d for f in rng.sample(RECORDS, 2) for d in record.parse(f.read_text(), str(f))]
+    tree = sysfs_tree(tmp / f"sysfs-{seed}", devices)
+    victim = rng.choice(sorted(tree.iterdir()))
+    target = victim / rng.choice(["config", "resource", "resource", "driver"])
+    if target.name == "driver":
+        if target.is_symlink():  # a damaged driver name; a path component holds 255 bytes
+            head, name = os.readlink(target).rsplit("/", 1)
+            name = mutate(name.encode(), rng).replace(b"\0", b"").replace(b"/", b"!")[:255] or b"x"
+            target.unlink()
+            os.symlink(head.encode() + b"/" + name, target)
+    else:
+        target.write_bytes(mutate(target.read_bytes(), rng))
+    return tree
+
+
+_LSPCI_BLOCKS = lspci_blocks() if SHARED.is_dir() else []
+
+
+def run_fuzz(capsys, tmp_path, kind: str, cases: int) -> tuple[int, int]:
+    failures, refused = [], 0
+    for seed in range(cases):
+        path = fuzz_case(kind, seed, tmp_path)
+        for command in (["show", str(path)], ["which", str(path), "--page-size", "64K"]):
+            rc = cli.main(command)
+            out, err = capsys.readouterr()
+            if rc not in (0, 1, 2) or "Traceback" in err + out or (rc == 2 and err.count("\n") != 1):
+                failures.append(f"fuzz_case({kind!r}, {seed}): {command[0]} exit {rc}: {err.strip()[:300]}")
+            if command[0] == "show" and rc == 0:
+                devices = load(str(path))
+                if record.parse(record.dump_all(devices), "again.yaml") != devices:
+                    failures.append(f"fuzz_case({kind!r}, {seed}): does not read back from YAML")
+            refused += rc == 2
+    assert not failures, "\n".join(failures[:20])
+    return cases, refused
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/corpus/lspci absent")
+def test_fuzz_damaged_lspci_dumps(capsys, tmp_path):
+    cases, refused = run_fuzz(capsys, tmp_path, "lspci", LSPCI_CASES)
+    assert 0 < refused < 2 * cases  # the mutations reach both the readers' refusals and answers
+
+
+def test_fuzz_damaged_records(capsys, tmp_path):
+    cases, refused = run_fuzz(capsys, tmp_path, "record", RECORD_CASES)
+    assert 0 < refused < 2 * cases
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_fuzz_damaged_sysfs_trees(capsys, tmp_path):
+    cases, refused = run_fuzz(capsys, tmp_path, "sysfs", SYSFS_CASES)
+    assert 0 < refused < 2 * cases
