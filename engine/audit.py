@@ -8,7 +8,7 @@ at that page size: a heuristic is only ever asked for those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .model import Device, Platform
 from .score import Answer, Scored, answer
@@ -17,6 +17,7 @@ from .units import format_size
 DEFAULT_STRATEGIES = ("qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "pve-tools", "qemu", "off")
 BARSAFE = "barsafe"  # barsafe's own recommendation, audited like any strategy
 COUNTS = ("safe", "warn", "forbid", "refused", "no_pick")
+MEMO_LIMIT = 100_000  # distinct (device, page size) answers kept: bounds memory on fleets of unlike hosts
 
 
 @dataclass
@@ -58,28 +59,47 @@ class Audit:
         self.inputs = 0
         self.failed_inputs: list[str] = []
         self.broken_capabilities: list[dict] = []  # not a relocation question: kept out of the verdicts
+        self._memo: dict[tuple[Device, int], tuple] = {}
 
     def add(self, device: Device) -> None:
         if device.msix is None:
             return
+        # A fleet holds the same device many times over: judge each distinct one once per page
+        # size.  Everything but the slot decides the answer (IDs, layout, driver, modules).
+        key = replace(device, slot=None)
         for page in self.page_sizes:
-            a = answer(device, Platform(page, self.io_space), self.library)
-            if a.broken and page == self.page_sizes[0]:  # the diagnosis does not depend on the host
-                self.broken_capabilities.append(
-                    {"slot": device.slot, "vendor": device.vendor, "device": device.device,
-                     "problems": [p.summary for p in a.msix.problems if p.blocking]})
-            rows = {r.strategy: r for r in a.candidates}
-            for name in self.strategies:
+            seen = self._memo.get((key, page))
+            if seen is None:
+                if len(self._memo) >= MEMO_LIMIT:
+                    self._memo.clear()
+                seen = self._memo[(key, page)] = self._judge(device, page)
+            broken_capability, needs_relocation, buckets = seen
+            if broken_capability is not None and page == self.page_sizes[0]:
+                self.broken_capabilities.append({"slot": device.slot, **broken_capability})
+            for name, (bucket, broken) in zip(self.strategies, buckets):
                 cell = self.cells[(name, page)]
                 cell.devices += 1
-                if not a.needs_relocation:
+                if not needs_relocation:
                     continue
                 cell.needs_relocation += 1
-                row = a.recommendation if name == BARSAFE else rows.get(name)
-                bucket = _bucket(row)
                 setattr(cell, bucket, getattr(cell, bucket) + 1)
-                if bucket == "forbid":
-                    cell.broken.append(_broken(a, row))
+                if broken is not None:
+                    cell.broken.append({"slot": device.slot, **broken})
+
+    def _judge(self, device: Device, page: int) -> tuple:
+        """(broken capability or None, needs relocation, (bucket, forbid entry or None) per strategy)."""
+        a = answer(device, Platform(page, self.io_space), self.library)
+        broken_capability = None
+        if a.broken:  # the diagnosis does not depend on the host
+            broken_capability = {"vendor": device.vendor, "device": device.device,
+                                 "problems": [p.summary for p in a.msix.problems if p.blocking]}
+        rows = {r.strategy: r for r in a.candidates}
+        buckets = []
+        for name in self.strategies:
+            row = a.recommendation if name == BARSAFE else rows.get(name)
+            bucket = _bucket(row)
+            buckets.append((bucket, _broken(a, row) if bucket == "forbid" else None))
+        return broken_capability, a.needs_relocation, tuple(buckets)
 
     def result(self) -> dict:
         return {
@@ -99,5 +119,5 @@ def _broken(a: Answer, row: Scored) -> dict:
     driver = d.driver if d.driver not in (None, "vfio-pci", "pci-stub") else (
         d.modules[0] if d.modules else d.driver)
     pick = a.recommendation.option if a.recommendation is not None else None
-    return {"slot": d.slot, "vendor": d.vendor, "device": d.device, "driver": driver,
+    return {"vendor": d.vendor, "device": d.device, "driver": driver,
             "target": row.target, "rule": rule.rule_id, "barsafe_pick": pick}

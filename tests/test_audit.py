@@ -112,3 +112,27 @@ def test_whole_shared_corpus_audits(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["inputs"] == 23 and not data["inputs_failed"]
     assert data["strategies"]["barsafe"]["64K"]["forbid"] == 0  # barsafe never recommends a forbid
+
+
+def test_identical_devices_are_judged_once_and_counted_each(monkeypatch):
+    """A fleet: the same device on many hosts costs one judgement per page size, and every copy counts."""
+    import dataclasses
+
+    import engine.audit as audit_module
+    calls = []
+    real = audit_module.answer
+    monkeypatch.setattr(audit_module, "answer", lambda *a: calls.append(a[0].slot) or real(*a))
+    seed = load(SEED)[0]
+    fleet = [dataclasses.replace(seed, slot=f"0001:{bus:02x}:00.0") for bus in range(1, 51)]
+    other = dataclasses.replace(seed, revision=3)  # a different device: judged on its own
+    result = run_audit([*fleet, other], pages=(4 * K, 64 * K))
+    assert len(calls) == 4  # two distinct devices x two page sizes
+    one = run_audit([seed], pages=(4 * K, 64 * K))
+    for name, pages in result["strategies"].items():
+        for page, cell in pages.items():
+            single = one["strategies"][name][page]
+            assert cell["devices"] == 51 * single["devices"]
+            assert cell["forbid"] == 51 * single["forbid"]
+            assert len(cell["broken"]) == 51 * len(single["broken"])
+    slots = [b["slot"] for b in result["strategies"]["qemu-rfc"]["64K"]["broken"]]
+    assert sorted(slots) == sorted([d.slot for d in fleet] + [other.slot])
