@@ -1,4 +1,4 @@
-"""barsafe verify without a VM: grammar, initramfs, module resolution, guest report, comparison,
+"""barsafe verify without a VM (the guest consoles and JSON in data/verify/ are real, from a lab run): grammar, initramfs, module resolution, guest report, comparison,
 process cleanup, preflight on a fake sysfs, and the whole run against a fake QEMU."""
 
 from __future__ import annotations
@@ -149,12 +149,14 @@ def test_modules_named_and_unknown(tmp_path):
 # --- the guest's report and the comparison -----------------------------------------------------
 
 def test_guest_report_parsed():
-    rep = guest.parse((DATA / "console-nvme-bar2.log").read_text(), "0000:00:10.0")
+    rep = guest.parse((DATA / "console-nvme-bar5.log").read_text(), "0000:00:10.0")
     assert rep.booted and rep.finished and rep.kernel == "6.1.0-57-amd64"
     assert rep.driver == "nvme" and rep.msix_enabled is True
-    assert (rep.msix_vectors, rep.msix_interrupts, rep.msi_interrupts) == (2, 20, 0)
-    assert rep.device is not None and [b.index for b in rep.device.bars] == [0, 2]
-    assert rep.device.msix == Msix(65, 2, 0, 2, 0x410, enabled=True)
+    assert (rep.msix_vectors, rep.msix_interrupts, rep.msi_interrupts) == (2, 6, 0)
+    assert rep.device is not None and [b.index for b in rep.device.bars] == [0, 5]
+    assert rep.device.bars[1] == Bar(5, BarKind.MEM32, 4096, prefetchable=True)
+    assert rep.device.msix == Msix(65, 5, 0, 5, 0x410, enabled=True)
+    assert any("nvme" in m for m in rep.driver_messages)
     assert rep.insmod_failed == []
 
 
@@ -164,20 +166,20 @@ def test_guest_report_of_a_guest_that_never_started():
 
 
 def test_layout_equal_to_simulate():
-    rep = guest.parse((DATA / "console-nvme-bar2.log").read_text(), "0000:00:10.0")
-    predicted = relocate(QEMU_NVME, Platform(4096, True), 2)
+    rep = guest.parse((DATA / "console-nvme-bar5.log").read_text(), "0000:00:10.0")
+    predicted = relocate(QEMU_NVME, Platform(4096, True), 5)
     assert compare.layout_differences(predicted, rep.device) == []
 
 
 def test_layout_differences_field_by_field():
-    rep = guest.parse((DATA / "console-nvme-bar2.log").read_text(), "0000:00:10.0")
-    predicted = relocate(QEMU_NVME, Platform(4096, True), 4)
+    rep = guest.parse((DATA / "console-nvme-bar5.log").read_text(), "0000:00:10.0")
+    predicted = relocate(QEMU_NVME, Platform(4096, True), 2)
     diffs = {d.field: d for d in compare.layout_differences(predicted, rep.device)}
-    assert set(diffs) == {"BAR2", "BAR4", "MSI-X table BAR", "MSI-X PBA BAR"}
-    assert diffs["BAR4"].observed == "no BAR" and "prefetchable" in diffs["BAR4"].predicted
-    big = relocate(QEMU_NVME, Platform(64 * 1024, True), 2)
+    assert set(diffs) == {"BAR2", "BAR5", "MSI-X table BAR", "MSI-X PBA BAR"}
+    assert diffs["BAR2"].observed == "no BAR" and "prefetchable" in diffs["BAR2"].predicted
+    big = relocate(QEMU_NVME, Platform(64 * 1024, True), 5)
     diffs = {d.field for d in compare.layout_differences(big, rep.device)}
-    assert diffs == {"BAR2 size"}
+    assert diffs == {"BAR5 size"}
 
 
 def test_agreement_table():
@@ -290,3 +292,10 @@ def test_cli_says_what_is_missing(capsys):
 
 def test_cli_refuses_a_bad_target_before_anything(capsys):
     assert main(["verify", "0000:ff:1f.7", "--targets", "bar1,host=x"]) == 2
+
+
+def test_refusal_message_read_from_qemu():
+    from engine.verify.run import qemu_message
+    msg = qemu_message((DATA / "qemu-megasas-bar0.stderr").read_text())
+    assert msg.endswith("vfio 0000:02:00.0: Invalid MSI-X relocation BAR 0, I/O port BAR")
+    assert compare.refusal_agrees("Invalid MSI-X relocation BAR 0, I/O port BAR", msg)

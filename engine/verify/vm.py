@@ -49,19 +49,28 @@ def qemu_argv(qemu: Path, accel: str, kernel: Path, initrd: Path, console: Path,
             "-device", device_option(host_slot, target)]
 
 
-def _end(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL, to the process group led by our own child, then reap it."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
+def end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """End a child started with start_new_session=True and everything in its process group.
+
+    SIGTERM to the group, a grace period, then SIGKILL to the group.  The leader is not reaped
+    until the end (waitid WNOWAIT), so the group id stays ours: no other process can be hit.
+    """
+    if proc.returncode is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            break
+        time.sleep(0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers; the leader is alive or a zombie
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def run(argv: list[str], console: Path, workdir: Path, timeout: float) -> Run:
@@ -76,7 +85,7 @@ def run(argv: list[str], console: Path, workdir: Path, timeout: float) -> Run:
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            _end(proc)
+            end_process_group(proc)
     seconds = time.monotonic() - start
     text = console.read_text(errors="replace") if console.exists() else ""
     return Run(tuple(argv), code, seconds, text, err_path.read_text(errors="replace"))

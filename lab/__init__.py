@@ -1,0 +1,1 @@
+"""The nested lab: barsafe verify run inside an outer VM on QEMU-emulated devices (README "The lab")."""

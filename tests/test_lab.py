@@ -1,0 +1,112 @@
+"""The lab runner without booting anything: L1's QEMU options, the smoke set, skipping, the
+process cleanup, and results -> table -> corpus case, on a real verify JSON from a lab run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from lab import cases, results, run
+from lab.devices import DEVICES, L1_CMDLINE, SMOKE, qemu_options
+
+DATA = Path(__file__).parent / "data" / "verify"
+
+
+def test_l1_options_put_the_viommu_first_and_each_device_behind_its_own_port():
+    opts = qemu_options(["nvme", "e1000e", "megasas-gen2-noio"])
+    devices = [opts[i + 1] for i, o in enumerate(opts) if o == "-device"]
+    assert devices[0] == "intel-iommu,intremap=on,caching-mode=on"
+    assert opts[:2] == ["-machine", "kernel-irqchip=split"]
+    ports = [d for d in devices if d.startswith("pcie-root-port")]
+    assert len(ports) == 3 and "addr=0x10" in ports[0] and "addr=0x12" in ports[2]
+    assert "nvme,serial=barsafe-lab,bus=labrp0" in devices
+    assert any(d.startswith("e1000e") and "netdev=labnet1" in d for d in devices)
+    assert "user,id=labnet1,restrict=on" in opts
+    assert "intel_iommu=on" in L1_CMDLINE and "pci=nobar" in L1_CMDLINE
+
+
+def test_smoke_set_is_small_and_known():
+    assert 1 <= len(SMOKE) <= 6
+    assert all(name in DEVICES for name, _ in SMOKE)
+    assert len({d.driver for d in DEVICES.values()}) >= 6
+
+
+def test_plan_groups_targets_by_device():
+    plan = run.plan_for([("nvme", "off"), ("megasas-gen2-noio", "bar0"), ("nvme", "bar1"), ("nvme", "off")])
+    assert plan == [{"name": "nvme", "index": 0, "targets": ["off", "bar1"], "unassign": []},
+                    {"name": "megasas-gen2-noio", "index": 1, "targets": ["bar0"], "unassign": [0]}]
+
+
+def test_lab_skips_with_the_reason(monkeypatch, capsys):
+    monkeypatch.setattr(run, "find_vng", lambda: None)
+    assert run.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lab: SKIP: ") and ("virtme-ng" in out or "root" in out or "x86_64" in out)
+
+
+def test_l1_is_killed_by_its_own_process_group_at_the_timeout(tmp_path):
+    vng = tmp_path / "vng"
+    vng.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child\nsleep 300\n")
+    vng.chmod(0o755)
+    code, seconds, _ = run.boot_l1(str(vng), "/boot/none", [{"name": "nvme"}], tmp_path, 1, 1, "1G")
+    assert code is None and seconds < 30
+    child = int((tmp_path / "child").read_text())
+    state = None
+    try:
+        state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        pass
+    assert state in (None, "Z")
+
+
+def lab_out(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(DATA / "lab-nvme.json", out / "nvme.json")
+    (out / "plan.json").write_text(json.dumps({"lab_command": "python -m lab.run --devices nvme"}))
+    (out / "l1-command.txt").write_text("vng --run /boot/vmlinuz-6.1.0-57-amd64 ...\n")
+    return out
+
+
+def test_results_table_and_problems(tmp_path):
+    out = lab_out(tmp_path)
+    summary = results.collect(out, [{"name": "nvme", "targets": ["off", "bar0", "bar5"]}], 300.0, "/boot/k")
+    table = results.table(summary)
+    assert table.splitlines()[0].split()[:3] == ["device", "target", "QEMU"]
+    assert len(table.splitlines()) == 4 and all("accepted" in l for l in table.splitlines()[1:])
+    assert results.problems(summary) == []
+    summary["devices"]["nvme"]["targets"].append("bar2")
+    assert any("asked" in p for p in results.problems(summary))
+
+
+def test_results_become_a_case_that_which_agrees_with(tmp_path):
+    from engine.model import Platform
+    from engine.rules import library
+    from engine.score import answer
+    from engine.sources import record
+    out = lab_out(tmp_path)
+    summary = results.collect(out, [{"name": "nvme", "targets": ["off", "bar0", "bar5"]}], 300.0, "/boot/k")
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    [path] = cases.write_all(summary, folder)
+    data = yaml.safe_load(path.read_text())
+    assert [o["strategy"] for o in data["observations"]] == ["off", "bar0", "bar5"]
+    assert all(o["outcome"] == "works" for o in data["observations"])
+    assert data["lab"]["qemu"].startswith("7.2") and data["lab"]["guest_kernel"] == "6.1.0-57-amd64"
+    assert "qemu-system-x86_64 -accel kvm" in data["lab"]["results"][0]["command"]
+    node = next(v for k, v in yaml.compose(path.read_text(), Loader=yaml.SafeLoader).value if k.value == "device")
+    device = record.device_from_node(node, str(path))
+    a = answer(device, Platform(4096, True), library.load())
+    rows = {r.strategy: r.verdict for r in a.candidates}
+    assert all(rows[o["strategy"]] in ("safe", "warn") for o in data["observations"])
+    # a second run with other targets is merged, not overwritten
+    again = json.loads((out / "nvme.json").read_text())
+    again["candidates"] = [dict(again["candidates"][0], target="bar2")]
+    (out / "nvme.json").write_text(json.dumps(again))
+    summary = results.collect(out, [{"name": "nvme", "targets": ["bar2"]}], 1.0, "/boot/k")
+    cases.write_all(summary, folder)
+    data = yaml.safe_load(path.read_text())
+    assert [o["strategy"] for o in data["observations"]] == ["off", "bar0", "bar2", "bar5"]
