@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .memo import same_arguments_as_last_call
 from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Msix, Platform, SlotState
 from .units import GiB, align_down, align_up, format_size, is_pow2, pow2ceil
 
@@ -90,6 +91,7 @@ class Outcome:
         return "off" if self.target is None else f"bar{self.target}"
 
 
+@same_arguments_as_last_call
 def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
     """``vdev->bars[0..5]`` after ``vfio_bars_prepare``."""
     view = []
@@ -107,6 +109,7 @@ def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
     return tuple(view)
 
 
+@same_arguments_as_last_call
 def visible_bars(device: Device, platform: Platform) -> tuple[Bar, ...]:
     return tuple(q.bar for q in qemu_view(device, platform)
                  if q.bar is not None and (q.size > 0 or q.ioport))
@@ -172,6 +175,7 @@ class MsixDiagnosis:
         return "; ".join(p.summary for p in self.problems if p.blocking or not self.broken)
 
 
+@same_arguments_as_last_call
 def diagnose_msix(device: Device) -> MsixDiagnosis:
     """Check the MSI-X table and PBA against the BARs the device implements.
 
@@ -276,6 +280,7 @@ PBA_QUIRKS = (
 )
 
 
+@same_arguments_as_last_call
 def early_setup(device: Device, platform: Platform, relocating: bool) -> tuple[Msix, tuple[str, ...], str | None]:
     """The PBA check of vfio_msix_early_setup: (msix as QEMU keeps it, notes, refusal)."""
     msix = device.msix
@@ -312,7 +317,7 @@ def native_outcome(device: Device, platform: Platform, strategy: str = "off",
     """x-msix-relocation=off: the device's own layout, less what QEMU cannot register."""
     if device.msix is None:
         return Outcome(strategy, None, Layout(visible_bars(device, platform), None), notes=notes)
-    msix, more, refusal = early_setup(device, platform, relocating=False)
+    msix, more, refusal = early_setup(device, platform, False)
     bars = visible_bars(device, platform)
     refusal = refusal or msix_init_check(bars, msix)
     if refusal:
@@ -328,7 +333,7 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
     if not 0 <= target < BAR_SLOTS:
         raise ValueError(f"target BAR {target} out of range 0..5")
     name = strategy or f"bar{target}"
-    msix, more, refusal = early_setup(device, platform, relocating=True)
+    msix, more, refusal = early_setup(device, platform, True)
     notes = notes + more
     if refusal:
         return Outcome(name, target, None, refused=refusal, notes=notes)
@@ -353,7 +358,8 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
     else:
         assert slot.bar is not None
         size = max(slot.size * 2, msix_sz * 2)
-        new_bar = replace(slot.bar, size=size)
+        old = slot.bar
+        new_bar = Bar(old.index, old.kind, size, old.prefetchable, old.assigned)  # replace() costs 4x
         table_offset = size // 2
         notes += (f"extends BAR{target} from {format_size(slot.size)} to {format_size(size)};"
                   f" MSI-X at its upper half",)
@@ -362,8 +368,8 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
     if new_bar.is_64bit:
         others = tuple(b for b in others if b.index != target + 1)
     bars = tuple(sorted(others + (new_bar,), key=lambda b: b.index))
-    new_msix = replace(msix, enabled=None, table_bar=target, table_offset=table_offset, pba_bar=target,
-                       pba_offset=table_offset + msix.entries * MSIX_ENTRY_SIZE)
+    new_msix = Msix(msix.entries, target, table_offset, target,
+                    table_offset + msix.entries * MSIX_ENTRY_SIZE, enabled=None)
     findings = bar_quirks(device, target) + tuple(
         Finding("qemu/msix-offset-overflow", "forbid",
                 f"extending BAR{target} to {format_size(new_bar.size)} puts the MSI-X {what} at"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import strategies
+from .memo import same_arguments_as_last_call
 from .model import Device, Platform
 from .relocate import (Finding, Layout, MsixDiagnosis, Outcome, PageAnalysis, analyse_pages,
                        diagnose_msix, visible_bars)
@@ -31,13 +32,19 @@ class Judgement:
         return "forbid" if "forbid" in severities else "warn" if "warn" in severities else "safe"
 
 
+@same_arguments_as_last_call
 def native_layout(device: Device, platform: Platform) -> Layout:
     """What the guest sees with relocation off (refused or not): the baseline rules compare to."""
     return Layout(visible_bars(device, platform), device.msix)
 
 
 def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Ruleset],
-          trace: list[str] | None = None) -> Judgement:
+          trace: list[str] | None = None, by_layout: dict | None = None) -> Judgement:
+    """QEMU's outcome for one strategy, and every rule it breaks.
+
+    ``by_layout`` lets the candidates of one answer share rule results: a heuristic that
+    picks BAR2 shows the guest the very layout `bar2` does, and rules read nothing but the
+    layouts, the platform and the device (not which strategy produced them)."""
     outcome = strategies.run(strategy, device, platform)
     if outcome.layout is None:
         if trace is not None:
@@ -48,11 +55,16 @@ def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Rule
     violations: list[Violation] = [_from_finding(f, candidate) for f in findings]
     if trace is not None:
         trace.extend(f"simulator: {f.severity} {f.rule}: {f.message}" for f in findings)
-    for rs in rulesets:
-        violations.extend(rs.evaluate(candidate, trace))
+    ruled = by_layout.get(outcome.layout) if by_layout is not None and trace is None else None
+    if ruled is None:
+        ruled = tuple(v for rs in rulesets for v in rs.evaluate(candidate, trace))
+        if by_layout is not None:
+            by_layout[outcome.layout] = ruled
+    violations.extend(ruled)
     return Judgement(outcome, tuple(violations))
 
 
+@same_arguments_as_last_call
 def broken_capability_findings(device: Device) -> tuple[Finding, ...]:
     """A broken capability (relocate.diagnose_msix) fails every candidate QEMU would accept: the
     host cannot use the device's MSI-X table, whatever layout the guest is shown."""
@@ -128,8 +140,9 @@ def mmio_cost(device: Device, platform: Platform, outcome: Outcome) -> int | Non
     return sum(b.size for b in outcome.layout.bars if not b.is_io) - before
 
 
-def score(device: Device, platform: Platform, name: str, rulesets: list[Ruleset]) -> Scored:
-    j = judge(device, platform, name, rulesets)
+def score(device: Device, platform: Platform, name: str, rulesets: list[Ruleset],
+          by_layout: dict | None = None) -> Scored:
+    j = judge(device, platform, name, rulesets, by_layout=by_layout)
     return Scored(name, j, mmio_cost(device, platform, j.outcome))
 
 
@@ -153,8 +166,10 @@ def answer(device: Device, platform: Platform, library) -> Answer:
     assert device.msix is not None
     rulesets, names, reasons = choose_rules(device, library)
     diagnosis = diagnose_msix(device)
-    rows = [score(device, platform, name, rulesets) for name in QEMU_CANDIDATES]
-    rows += [score(device, platform, name, rulesets) for name in strategies.HEURISTICS if name != "off"]
+    by_layout: dict = {}
+    rows = [score(device, platform, name, rulesets, by_layout) for name in QEMU_CANDIDATES]
+    rows += [score(device, platform, name, rulesets, by_layout)
+             for name in strategies.HEURISTICS if name != "off"]
     if diagnosis.broken:
         why = (f"the MSI-X capability is broken ({diagnosis.reason}): the host cannot use the device's"
                f" MSI-X table, so no x-msix-relocation target can help")

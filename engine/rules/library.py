@@ -37,15 +37,18 @@ class Ruleset:
 
     def __init__(self, library: "Library", path: str, name: str, matches: tuple):
         self.library, self.path, self.name, self.matches = library, path, name, matches
+        self._parts: tuple[CompiledFile, ...] | None = None
 
     @property
     def file(self) -> ast.RuleFile:
         return self.library.file(self.path)
 
     @property
-    def parts(self) -> list[CompiledFile]:
-        """Itself first, then its includes (depth first)."""
-        return [self.library.compiled(p) for p in (self.path, *self.library.closure(self.path))]
+    def parts(self) -> tuple[CompiledFile, ...]:
+        """Itself first, then its includes (depth first); compiled on first use, then kept."""
+        if self._parts is None:
+            self._parts = tuple(self.library.compiled(p) for p in (self.path, *self.library.closure(self.path)))
+        return self._parts
 
     @property
     def rules(self) -> list:
@@ -115,6 +118,8 @@ class Library:
         self.entries = entries
         self.from_cache = from_cache
         self._compiled: dict[str, CompiledFile] = {}
+        self._matching: dict[tuple, tuple[tuple[Ruleset, str], ...]] = {}
+        self._closures: dict[str, tuple[str, ...]] = {}
         self.rulesets = {e.name: Ruleset(self, path, e.name, e.matches) for path, e in entries.items()}
 
     def file(self, path: str) -> ast.RuleFile:
@@ -132,7 +137,14 @@ class Library:
             self._compiled[path] = compile_file(self.file(path))
         return self._compiled[path]
 
-    def closure(self, path: str) -> list[str]:
+    def closure(self, path: str) -> tuple[str, ...]:
+        """The files ``path`` includes, depth first, each once (computed once per library)."""
+        found = self._closures.get(path)
+        if found is None:
+            found = self._closures[path] = tuple(self._walk_includes(path))
+        return found
+
+    def _walk_includes(self, path: str) -> list[str]:
         out: list[str] = []
 
         def visit(p: str) -> None:
@@ -144,17 +156,30 @@ class Library:
         return out
 
     def matching(self, device: Device) -> list[tuple[Ruleset, str]]:
-        """Rule sets for a device: those matching by ID or class; failing that, by driver/module."""
+        """Rule sets for a device: those matching by ID or class; failing that, by driver/module.
+
+        Matching reads only these fields, so devices that agree on them share one answer:
+        a fleet audit asks once per page size for the same few devices over and over."""
+        key = (device.vendor, device.device, device.subsystem_vendor, device.subsystem_device,
+               device.class_code, device.driver, device.modules)
+        found = self._matching.get(key)
+        if found is None:
+            if len(self._matching) >= 10_000:
+                self._matching.clear()
+            found = self._matching[key] = self._match(device)
+        return list(found)
+
+    def _match(self, device: Device) -> tuple[tuple[Ruleset, str], ...]:
         hits = []
         for rs in self.rulesets.values():
             found = rs.match(device)
             if found is not None:
                 hits.append((found[0], rs.name, rs, found[1]))
         if not hits:
-            return []
+            return ()
         best = min(h[0] for h in hits if h)
         tier = (0, 1) if best < 2 else (2,)
-        return [(rs, why) for rank, _, rs, why in sorted(hits, key=lambda h: (h[0], h[1])) if rank in tier]
+        return tuple((rs, why) for rank, _, rs, why in sorted(hits, key=lambda h: (h[0], h[1])) if rank in tier)
 
 
 def rule_files(paths: list[Path]) -> list[Path]:
