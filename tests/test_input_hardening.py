@@ -236,6 +236,14 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
     assert d.slot == "02:00.0"
 
 
+def test_utf16_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows PowerShell's `lspci -vvv > dump.txt` (through WSL) writes UTF-16LE with a BOM."""
+    (d,) = load(str(write(tmp_path, GOOD.encode("utf-16"))))
+    assert d.slot == "02:00.0" and d.msix is not None
+    with pytest.raises(InputError, match="UTF-16"):
+        load(str(write(tmp_path, b"\xff\xfe" + GOOD.encode("utf-16-le")[:-1])))
+
+
 def test_closed_or_unreadable_stdin_is_an_input_error(monkeypatch):
     monkeypatch.setattr(sys, "stdin", None)
     with pytest.raises(InputError, match="no standard input"):

@@ -44,7 +44,14 @@ def decode(data: bytes, path: str) -> str:
     label after "DeviceName:" likewise.  Those bytes become U+FFFD; nothing barsafe reads lies
     in such lines, and a damaged byte in a line it does read fails that line's own check.
     YAML must be Unicode (YAML 1.1 section 5.1), so a record with a bad byte is refused.
+    UTF-16 with a byte-order mark (what Windows PowerShell's `>` writes) is decoded as such.
     """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError("not UTF-16 text, though it starts with a UTF-16 byte-order mark",
+                             Location(path, 1)) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

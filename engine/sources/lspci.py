@@ -65,10 +65,10 @@ class _Block:
     body: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _logical_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def _logical_lines(text_lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """Rejoin lines split by a pcilib/lspci warning printed into the middle of them."""
     pending: tuple[int, str] | None = None
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(text_lines, start=1):
         line = raw.removesuffix("\r")
         if pending is not None:
             number, line = pending[0], pending[1] + line
@@ -230,6 +230,7 @@ def _device(block: _Block, path: str) -> Device:
 def _parse_header(rest: str, fields: dict, notes: list[str], where: Location) -> None:
     if (problem := text_problem(rest)):
         raise InputError(f"device line: {problem}", where)
+    rest = rest.rstrip()
     for _ in range(2):  # at most "(rev ..)" and "(prog-if ..)"
         tail_start = max(0, len(rest) - _TRAILER_WINDOW)
         m = _TRAILER_RE.search(rest, tail_start)

@@ -69,10 +69,9 @@ def compose_documents(text: str, path: str) -> list[yaml.Node | None]:
     ``!foo``: a record's types are fixed), merge keys (``<<``: two sources for one key).
     Nesting deeper than MAX_DEPTH and more than MAX_NODES nodes are refused too.
     """
-    loader = _Loader(text) if _Loader is not yaml.SafeLoader else None
+    loader = None
     try:
-        if loader is None:
-            loader = yaml.SafeLoader(text)  # its reader checks every character here
+        loader = _Loader(text)  # PyYAML's own reader checks every character already here
         return _compose(loader, path)
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {_yaml_problem(exc)}", _yaml_where(exc, text, path)) from None

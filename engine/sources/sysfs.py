@@ -124,7 +124,10 @@ def read_device(path: Path) -> Device:
                                  where)
             if (problem := bar_size_problem(kind, size)):
                 raise InputError(f"BAR{index}: {problem}", Location(str(path / "resource"), line))
-            bars.append(Bar(index, kind, size, prefetchable=prefetch, assigned=bool(addr or start)))
+            try:
+                bars.append(Bar(index, kind, size, prefetchable=prefetch, assigned=bool(addr or start)))
+            except ValueError as exc:
+                raise InputError(f"BAR{index}: {exc}", where) from None
         index += 2 if implemented and kind is BarKind.MEM64 else 1
     fields["msix"], fields["msix_unknown"], note = _msix(config, header_type, where)
     if note is not None:
@@ -193,8 +196,11 @@ def _msix(config: bytes, header_type: int, where: Location) -> tuple[Msix | None
                 raise InputError(f"MSI-X capability at {ptr:#x} runs past the end of the"
                                  f" {len(config)}-byte config space", where)
             ctrl, table, pba = struct.unpack_from("<HII", config, ptr + 2)
-            return (Msix((ctrl & 0x7FF) + 1, table & 7, table & ~7, pba & 7, pba & ~7,
-                         enabled=bool(ctrl & 0x8000)), False, None)
+            try:
+                return (Msix((ctrl & 0x7FF) + 1, table & 7, table & ~7, pba & 7, pba & ~7,
+                             enabled=bool(ctrl & 0x8000)), False, None)
+            except ValueError as exc:
+                raise InputError(f"MSI-X capability at {ptr:#x}: {exc}", where) from None
         ptr = nxt
     return None, False, None
 
