@@ -602,3 +602,31 @@ def test_a_size_filter_sees_the_relocated_size():
     assert ok, line
     ok, line, _ = evaluate(SEED_ROLES, "big size >= 512K and native big size == 256K", "bar3")
     assert ok and "native big (first memory BAR of size >= 128K): BAR3 size 256K" in line
+
+
+def test_compiled_selectors_agree_with_resolve_on_every_corpus_layout():
+    """compile_selector is resolve specialised: the same BAR for every selector of the shipped
+    rules, on every layout the simulator makes of every corpus device."""
+    from engine import strategies as strats
+    from engine.model import PAGE_SIZES, Platform
+    from engine.rules.compile import compile_selector, resolve
+    lib = library.load()
+    selectors = {role.selector for f in lib.files.values() for role in f.of(ast.Role)}
+    selectors |= {ast.Ordinal(order, kind) for order in ("first", "second", "third", "last")
+                  for kind in ("memory", "io", "64bit", "prefetchable")}
+    assert len(selectors) > 20
+    layouts = []
+    for path in sorted((ROOT / "corpus" / "devices").rglob("*.yaml")):
+        for device in load(str(path)):
+            if device.msix is None:
+                continue
+            for page in PAGE_SIZES:
+                for name in strats.all_names():
+                    o = strats.run(name, device, Platform(page, io_space=False))
+                    if o.layout is not None:
+                        layouts.append(o.layout)
+    assert len(layouts) > 500
+    for sel in selectors:
+        fast = compile_selector(sel)
+        for layout in layouts:
+            assert fast(layout) == resolve(sel, layout), (sel, layout)

@@ -49,13 +49,14 @@ class Candidate:
     def bars(self, native: bool) -> dict[int, Bar]:
         return self.nat if native else self.rel
 
-    def role(self, name: str, selector: ast.Selector, native: bool) -> int | None:
-        """Where role ``name`` lands; roles are named per file, so callers pass a unique name."""
+    def role(self, name: str, resolver: Callable[[Layout], int | None], native: bool) -> int | None:
+        """Where role ``name`` lands (``resolver``: compile_selector of its selector); roles
+        are named per file, so callers pass a unique name."""
         cache = self._roles_nat if native else self._roles_rel
         try:
             return cache[name]
         except KeyError:
-            found = cache[name] = resolve(selector, self.native if native else self.relocated)
+            found = cache[name] = resolver(self.native if native else self.relocated)
             return found
 
 
@@ -88,6 +89,33 @@ def selector_text(selector: ast.Selector) -> str:
     if isinstance(selector, ast.Largest):
         return "largest BAR"
     return "BAR holding the MSI-X table"
+
+
+def compile_selector(selector: ast.Selector) -> Callable[[Layout], int | None]:
+    """``resolve`` for one selector, specialised once: roles are resolved for every candidate.
+
+    Layout BARs are in index order (the model and the simulator build them so)."""
+    if isinstance(selector, ast.Fixed):
+        index = selector.index
+        return lambda layout: index
+    if not isinstance(selector, ast.Ordinal):
+        return lambda layout: resolve(selector, layout)
+    keep, low, high = _KIND_TESTS[selector.kind], selector.low, selector.high
+    op, limit = (_OPS[selector.size_op], selector.size) if selector.size_op else (None, None)
+    last, n = selector.order == "last", _NTH.get(selector.order, 0)
+
+    def resolver(layout: Layout) -> int | None:
+        seen, found = 0, None
+        for b in layout.bars:
+            if low <= b.index <= high and keep(b) and (op is None or op(b.size, limit)):
+                if last:
+                    found = b.index
+                elif seen == n:
+                    return b.index
+                else:
+                    seen += 1
+        return found
+    return resolver
 
 
 def resolve(selector: ast.Selector, layout: Layout) -> int | None:
@@ -199,12 +227,14 @@ class _Compiler:
     def __init__(self, roles: dict[str, ast.Selector], scope: str):
         self.roles = roles
         self.scope = scope  # role names are per file: cache them under "file/role"
+        self._role_lookup = {name: (scope + name, compile_selector(sel)) for name, sel in roles.items()}
 
     def index(self, ref: ast.Ref, c: Candidate, native: bool | None = None) -> int | None:
         native = ref.native if native is None else native
         if ref.bar is not None:
             return ref.bar
-        return c.role(self.scope + ref.role, self.roles[ref.role], native)
+        key, resolver = self._role_lookup[ref.role]
+        return c.role(key, resolver, native)
 
     def bar(self, ref: ast.Ref, c: Candidate) -> tuple[int | None, Bar | None]:
         i = self.index(ref, c)
