@@ -259,7 +259,7 @@ class Device:
             raise ValueError(problem)
         indices = [b.index for b in self.bars]
         if indices != sorted(set(indices)):
-            raise ValueError(f"BARs must have distinct indices in order, got {indices}")
+            raise ValueError(f"BARs must have distinct indices in order, got {quote(indices)}")
         for bar in self.bars:
             if bar.is_64bit and bar.index + 1 in indices:
                 raise ValueError(

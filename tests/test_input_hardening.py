@@ -23,6 +23,12 @@ from engine.sources import MAX_INPUT_BYTES, load, lspci, record, sysfs
 from engine.units import parse_size, quote
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """`which` loads the rule library: keep its cache out of the user's home."""
+    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 # --- sizes and numbers ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, words", [
@@ -300,6 +306,8 @@ BARS = "bars:\n  - {index: 0, kind: mem32, size: 64K}\n"
     ("bars: []\nname: *x\n", 2, 7, "aliases"),
     ("bars: []\n? [a]\n: 1\n", 2, 3, "plain names"),
     ("bars: []\n" + "z" * 1000 + ": 1\n", 2, 1, "unknown key 'zzzzzzzzzz"),
+    ("bars: [" + "{index: 0, kind: io}, " * 10_000 + "]\n", 1, 140, "more than 6 BARs"),
+    ("bars: [{index: 1, kind: io}, {index: 1, kind: io}]\n", 1, 7, "distinct indices"),
 ])
 def test_record_mistakes_name_line_and_column(capsys, tmp_path, text, line, column, words):
     fails_at(capsys, write(tmp_path, text, "dev.yaml"), line, words, column=column)

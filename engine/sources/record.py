@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from ..errors import InputError, Location
-from ..model import (MAX_DEVICES, MSIX_OFFSET_LIMIT, Bar, BarKind, Device, Msix, bar_size_problem,
-                     driver_problem, module_problem, rom_size_problem, slot_problem, text_problem)
+from ..model import (BAR_SLOTS, MAX_DEVICES, MSIX_OFFSET_LIMIT, Bar, BarKind, Device, Msix,
+                     bar_size_problem, driver_problem, module_problem, rom_size_problem, slot_problem,
+                     text_problem)
 from ..units import format_size, parse_size, quote
 from .detect import RECORD_KEYS
 
@@ -143,7 +144,9 @@ def _compose(loader: Any, path: str) -> list[yaml.Node | None]:
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.reader.ReaderError):
-        return f"character {quote(chr(exc.character))} is not allowed ({exc.reason})"
+        code = exc.character
+        shown = quote(chr(code)) if isinstance(code, int) and 0 <= code <= 0x10FFFF else quote(code)
+        return f"character {shown} is not allowed ({exc.reason})"
     problem = getattr(exc, "problem", None) or str(exc)
     return quote(problem, 200)[1:-1]
 
@@ -315,9 +318,13 @@ def _device(node: yaml.Node, path: str) -> Device:
     bars_node = top["bars"]
     if not isinstance(bars_node, yaml.SequenceNode):
         raise r.fail(bars_node, "bars must be a list")
+    if len(bars_node.value) > BAR_SLOTS:
+        raise r.fail(bars_node.value[BAR_SLOTS], f"more than {BAR_SLOTS} BARs: a PCI function has"
+                                                 f" six BAR registers")
     bars = tuple(_bar(r, item) for item in bars_node.value)
-    if "msix" in top and not (isinstance(top["msix"], yaml.ScalarNode) and r.value(top["msix"], "msix") is None):
-        fields["msix"] = _msix(r, top["msix"])
+    msix = top.get("msix")
+    if msix is not None and not (isinstance(msix, yaml.ScalarNode) and r.value(msix, "msix") is None):
+        fields["msix"] = _msix(r, msix)
     try:
         return Device(bars=tuple(sorted(bars, key=lambda b: b.index)), **fields)
     except ValueError as exc:
