@@ -65,3 +65,16 @@ def test_put_then_get_is_the_same_rows(tmp_path, shipped):
     assert [(r.path, r.name, r.matches) for r in got] == [(p, n, m) for p, n, m, _, _ in rows]
     assert [cache.loads(r.payload) for r in got] == [f for *_, f in rows]
     assert cache.get(tmp_path / "c", b"other material") is None
+
+
+def test_only_the_newest_cache_files_are_kept(tmp_path, shipped):
+    import os
+    rows = [(path, f.name, tuple(f.matches), (), f) for path, f in list(shipped.items())[:2]]
+    for n in range(cache.KEEP + 3):
+        cache.put(tmp_path / "c", f"material {n}".encode(), rows)
+        newest = tmp_path / "c" / f"rules-{cache.key_of(f'material {n}'.encode())}.json"
+        os.utime(newest, ns=(n * 10**9, n * 10**9))
+    kept = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(kept) == cache.KEEP
+    assert all(cache.get(tmp_path / "c", f"material {n}".encode()) is not None
+               for n in range(3, cache.KEEP + 3))

@@ -156,7 +156,27 @@ def put(directory: Path | None, material: bytes, rows: list[tuple[str, str, tupl
         return  # a read-only home, or a directory another user controls: no cache
     try:
         files.write_atomic(f"rules-{key_of(material)}.json", blob, dir_fd=dfd)
+        _prune(dfd)
     except OSError:
         pass
     finally:
         os.close(dfd)
+
+
+KEEP = 4  # cache files kept: a rule author switching between a few rule sets stays warm
+
+
+def _prune(dfd: int) -> None:
+    """Remove all but the KEEP newest cache files: each edit of a rule file makes a new one."""
+    entries = []
+    for name in os.listdir(dfd):
+        if name.startswith("rules-") and name.endswith(".json"):
+            try:
+                entries.append((os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime_ns, name))
+            except OSError:
+                continue
+    for _, name in sorted(entries, reverse=True)[KEEP:]:
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except OSError:
+            pass
