@@ -370,7 +370,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             devices = read()
         except BarsafeError as exc:
             audit.failed_inputs.append(name)
-            print(f"{'' if not progress else chr(10)}barsafe: error: {exc}", file=sys.stderr)
+            print(f"{'' if not progress else chr(10)}barsafe: error: {message(exc)}", file=sys.stderr)
             continue
         for device in devices:
             audit.add(device)
