@@ -60,6 +60,7 @@ class Audit:
         self.failed_inputs: list[str] = []
         self.broken_capabilities: list[dict] = []  # not a relocation question: kept out of the verdicts
         self._memo: dict[tuple[Device, int], tuple] = {}
+        self.mined_devices = 0  # devices judged by a mined (not reviewed) rule set
 
     def add(self, device: Device) -> None:
         if device.msix is None:
@@ -73,7 +74,9 @@ class Audit:
                 if len(self._memo) >= MEMO_LIMIT:
                     self._memo.clear()
                 seen = self._memo[(key, page)] = self._judge(device, page)
-            broken_capability, needs_relocation, buckets = seen
+            broken_capability, needs_relocation, buckets, mined = seen
+            if mined and page == self.page_sizes[0]:
+                self.mined_devices += 1
             if broken_capability is not None and page == self.page_sizes[0]:
                 self.broken_capabilities.append({"slot": device.slot, **broken_capability})
             for name, (bucket, broken) in zip(self.strategies, buckets):
@@ -99,7 +102,7 @@ class Audit:
             row = a.recommendation if name == BARSAFE else rows.get(name)
             bucket = _bucket(row)
             buckets.append((bucket, _broken(a, row) if bucket == "forbid" else None))
-        return broken_capability, a.needs_relocation, tuple(buckets)
+        return broken_capability, a.needs_relocation, tuple(buckets), bool(a.mined)
 
     def result(self) -> dict:
         return {
@@ -108,6 +111,7 @@ class Audit:
             "inputs": self.inputs,
             "inputs_failed": sorted(self.failed_inputs),
             "broken_capabilities": self.broken_capabilities,
+            "mined_rule_devices": self.mined_devices,
             "strategies": {s: {format_size(p): self.cells[(s, p)].as_dict() for p in self.page_sizes}
                            for s in self.strategies},
         }

@@ -6,7 +6,7 @@ Verdicts, best first: safe (no rule broken), warn (a risky assumption), forbid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import strategies
 from .memo import same_arguments_as_last_call
@@ -126,6 +126,7 @@ class Answer:
     recommendation: Scored | None
     why: str
     msix: MsixDiagnosis = MsixDiagnosis()  # problems of the capability itself
+    mined: tuple[str, ...] = ()  # matched rule sets that barsafe mine drafted (not reviewed)
 
     @property
     def broken(self) -> bool:
@@ -146,12 +147,24 @@ def score(device: Device, platform: Platform, name: str, rulesets: list[Ruleset]
     return Scored(name, j, mmio_cost(device, platform, j.outcome))
 
 
+MINED_NOTE = ("mined rule set: drafted from the driver's C source by barsafe mine, not reviewed;"
+              " its rules give at most warn")
+
+
+def is_mined(rs: Ruleset) -> bool:
+    """A rule set whose file says `status mined`."""
+    return rs.file.status == "mined"
+
+
 def choose_rules(device: Device, library) -> tuple[list[Ruleset], tuple[str, ...], tuple[str, ...]]:
     """(rule sets, their names, why they apply): driver rules by match, else the generic set."""
     found = library.matching(device)
+    if any(not is_mined(rs) for rs, _ in found):  # a reviewed set supersedes mined drafts
+        found = [(rs, why) for rs, why in found if not is_mined(rs)]
     if found:
         return ([rs for rs, _ in found], tuple(rs.name for rs, _ in found),
-                tuple(f"{rs.name}: matches {why}" for rs, why in found))
+                tuple(f"{rs.name}: matches {why}" + (f" ({MINED_NOTE})" if is_mined(rs) else "")
+                      for rs, why in found))
     generic = library.rulesets.get("generic")
     if generic is None:
         return [], (), ("no rule file matches this device (by ID, class, driver or module), and the"
@@ -162,7 +175,14 @@ def choose_rules(device: Device, library) -> tuple[list[Ruleset], tuple[str, ...
 
 
 def answer(device: Device, platform: Platform, library) -> Answer:
-    """Every candidate for one MSI-X device, and the one to recommend (README "Choosing")."""
+    """Every candidate for one MSI-X device, and the one to recommend (README "Choosing");
+    `mined` names the matched rule sets that are mined, not reviewed."""
+    found = _answer(device, platform, library)
+    mined = tuple(n for n in found.rulesets if n in library.rulesets and is_mined(library.rulesets[n]))
+    return replace(found, mined=mined) if mined else found
+
+
+def _answer(device: Device, platform: Platform, library) -> Answer:
     assert device.msix is not None
     rulesets, names, reasons = choose_rules(device, library)
     diagnosis = diagnose_msix(device)

@@ -241,3 +241,25 @@ def test_which_takes_several_inputs_and_names_each_device_s_input(capsys, tmp_pa
     assert f"input: {SEED}:" in out and f"input: {other}:" in out
     code, out, _ = run(capsys, "which", SEED, str(other), "--page-size", "64K", "--json")
     assert [a["input"].rsplit(":", 2)[0] for a in json.loads(out)] == [SEED, str(other)]
+
+
+@pytest.mark.skipif(not DELL.exists(), reason="../shared/corpus/lspci absent")
+@pytest.mark.parametrize("before, after", [
+    ("$ sudo lspci -vvvnn\n", ""),
+    ("root@pve:~# lspci -vvvnn\n", "root@pve:~# \n"),
+    ("sudo lspci -vvvnn\n\n", ""),
+])
+def test_a_pasted_prompt_line_just_works(before, after):
+    dump = DELL.read_bytes()
+    plain = barsafe("which", "--page-size", "64K", "--emit", "qemu", stdin=dump)
+    pasted = barsafe("which", "--page-size", "64K", "--emit", "qemu",
+                     stdin=before.encode() + dump + after.encode())
+    assert pasted.returncode == plain.returncode == 0, pasted.stderr
+    assert pasted.stdout == plain.stdout and b"-device vfio-pci" in plain.stdout
+
+
+def test_a_prompt_is_not_taken_for_device_text(capsys, tmp_path):
+    bad = tmp_path / "x.txt"
+    bad.write_text("$ sudo lspci -vvvnn\nlspci: Unable to load libkmod resources: error -2\nnot a device\n")
+    code, _, err = run(capsys, "show", str(bad))
+    assert code == 2 and f"{bad}:" in err

@@ -51,6 +51,9 @@ def _footer(result: dict) -> list[str]:
         lines.append(f"{len(broken)} devices have a broken MSI-X capability (not a relocation question,"
                      f" counted in no verdict): " + "; ".join(
                          f"{b['slot'] or '-'} [{_ident(b)}]: {', '.join(b['problems'])}" for b in broken[:10]))
+    if result.get("mined_rule_devices"):
+        lines.append(f"{result['mined_rule_devices']} devices were judged by mined rule sets (drafted by"
+                     " barsafe mine from driver source, not reviewed: at most warn)")
     if result["inputs_failed"]:
         lines.append(f"{len(result['inputs_failed'])} inputs could not be read: "
                      + ", ".join(result["inputs_failed"][:10]))

@@ -59,7 +59,7 @@ def answer(a) -> dict[str, Any]:
     rec = a.recommendation
     return {
         "slot": d.slot, "input": d.origin, "vendor": d.vendor, "device": d.device, "driver": d.driver,
-        "modules": list(d.modules), "rules": list(a.rulesets),
+        "modules": list(d.modules), "rules": list(a.rulesets), "mined_rules": list(a.mined),
         "needs_relocation": a.needs_relocation, "why": a.why,
         "msix_diagnosis": diagnosis(a.msix),
         "candidates": [{

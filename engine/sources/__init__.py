@@ -13,7 +13,7 @@ from typing import BinaryIO, TextIO
 from ..errors import InputError, Location
 from ..model import Device
 from ..units import MiB, format_size
-from .detect import lines, looks_like_lspci, looks_like_record
+from .detect import lines, looks_like_lspci, looks_like_record, without_prompts
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
 # `lspci -vvv` of a large machine is a few MiB (about 3K per function); the cap keeps a mistaken
@@ -23,6 +23,8 @@ MAX_INPUT_BYTES = 64 * MiB
 
 def parse_text(text: str, path: str) -> list[Device]:
     """Pick the reader by content, not by file name: users paste whatever they have."""
+    if not looks_like_record(text):
+        text = without_prompts(text)
     if looks_like_lspci(text):
         from . import lspci
         return lspci.parse(text, path)

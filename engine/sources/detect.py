@@ -17,6 +17,25 @@ RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "revision", "name"
 _RECORD_START_RE = re.compile(r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_KEYS) + r")\s*:")
 
 
+# A shell prompt and command pasted with the dump ("$ sudo lspci -vvvnn", "root@pve:~# lspci -vvv",
+# a bare "sudo lspci -vvv"), or a prompt left at the end: never device text, which starts with a slot.
+PROMPT_RE = re.compile(r"(?:[^\t ]*[$#%>] ?|(?=sudo |lspci))(?:sudo (?:-\S+ )*)?(?:\S*/)?(?:lspci(?: .*)?)?\s*$")
+
+
+def without_prompts(text: str) -> str:
+    """``text`` with pasted prompt lines blanked (not removed, so line numbers stay true)."""
+    if "lspci" not in text and "$" not in text and "#" not in text:
+        return text
+    out, changed = [], False
+    for line in lines(text):
+        if line and line[0] not in "\t " and not HEADER_RE.match(line) and PROMPT_RE.fullmatch(line):
+            out.append("")
+            changed = True
+        else:
+            out.append(line)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "") if changed else text
+
+
 def lines(text: str) -> Iterator[str]:
     """Lines split at "\\n" only, lazily.  str.splitlines also splits at \\v, \\f, \\x1c-\\x1e,
     \\x85, U+2028 and U+2029, which would make line numbers disagree with every editor."""

@@ -1,0 +1,1 @@
+#define FX_DEVICE_ID	0x4321

@@ -1,0 +1,1 @@
+#define PCI_ANY_ID (~0)

@@ -1,0 +1,2 @@
+#define PCI_STD_NUM_BARS	6
+#define  PCI_BASE_ADDRESS_SPACE_IO	0x01
