@@ -244,3 +244,162 @@ def test_cli_at_and_past_the_limit(tmp_path, capsys, form):
         assert main(["fmt", "--check", str(tmp_path)]) in ((0, 1) if code == 0 else (2,))
         assert main(["test", str(tmp_path)]) in ((0, 1) if code == 0 else (2,))
     assert "internal error" not in capsys.readouterr().err
+
+
+# --- big files: work linear in the file (operation counts, no timings) ---------------------
+
+_HEAD = 'ruleset t\nsource "drivers/x/x.c:10" function x_probe kernel "6.12"\n'
+
+
+def _pci(i: int) -> str:
+    return f"{i >> 16 & 0xffff:04x}:{i & 0xffff:04x}"
+
+
+SHAPES = {  # the file shapes that once hid quadratic work (benchmarks/bench_rule_scaling.py)
+    "match": lambda n: "".join(f"match id {_pci(i)}\n" for i in range(n)),
+    "rules": lambda n: "".join(f"rule r{i}:\n    require bar{i % 6} size >= {i + 1}\n"
+                               f'    else warn "m{i}"\n' for i in range(n)),
+    "comments": lambda n: "".join(f"# c{i}\nmatch id {_pci(i)}\n" for i in range(n)),
+    "trailing": lambda n: "".join(f"match id {_pci(i)}  # t{i}\n" for i in range(n)),
+}
+
+
+def _lines_run(text: str) -> int:
+    """Python lines executed in engine/rules by parse + check + fmt: a count of the work done
+    there (loop iterations included), the same on every machine."""
+    import sys
+    from engine.rules.fmt import fmt
+    here = str(Path(parse_module.__file__).parent)
+    count = 0
+
+    def local(frame, event, arg):
+        nonlocal count
+        count += 1
+        return local
+
+    sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename.startswith(here) else None)
+    try:
+        f = parse(text, "t.rules")
+        assert check(f, "t") == []
+        fmt(f)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_four_times_the_file_is_four_times_the_work(shape):
+    """check compared each rule with every earlier one and fmt rescanned every comment per
+    statement: 4x the file cost 10-15x the work.  Linear is 4x."""
+    small = _lines_run(_HEAD + SHAPES[shape](300))
+    large = _lines_run(_HEAD + SHAPES[shape](1200))
+    assert large / small < 4.5, (small, large)
+
+
+def test_the_lexer_reads_each_character_once(monkeypatch):
+    """Each statement was parsed behind start-1 newlines (to get line numbers right), which
+    Lark's lexer rescanned: characters lexed grew with the square of the file's lines."""
+    real = parse_module.parser()
+    fed = []
+
+    class Counting:
+        def parse(self, text):
+            fed.append(len(text))
+            return real.parse(text)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(parse_module, "parser", lambda: Counting())
+    text = _HEAD + SHAPES["match"](5000)
+    f = parse(text, "t.rules")
+    assert len(f.matches) == 5000 and f.matches[-1].span.line == 5002
+    assert sum(fed) <= len(text)
+
+
+def test_fifty_thousand_match_lines_parse_and_check():
+    text = _HEAD + SHAPES["match"](50_000)
+    f = parse(text, "t.rules")
+    assert check(f, "t") == []
+    assert len(f.matches) == 50_000
+    assert (f.matches[-1].span.line, f.matches[-1].device) == (50_002, 49_999 & 0xffff)
+
+
+# --- long strings, huge numbers, long names: bounded memory and bounded messages -----------
+
+def _peak_bytes(work) -> int:
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("body", ["x" * 2_000_000, '\\"' * 1_000_000, "\\\\x" * 700_000])
+def test_a_long_string_costs_a_few_copies_of_itself(body):
+    """The string pattern was "(a|b)*": Python's re kept state for every character, about
+    190 bytes each (a 10 MB describe took 1.9 GB)."""
+    text = f'ruleset t\ndescribe "{body}"\n'
+    parsed = []
+    peak = _peak_bytes(lambda: parsed.append(parse(text, "t.rules")))
+    assert peak < 20 * len(text), peak
+    ((line, column, message),) = [(e.location.line, e.location.column, e.message)
+                                  for e in check(parsed[0], "t")]
+    assert (line, column) == (2, 10)
+    assert message.startswith("describe text is ") and message.endswith("characters long; at most 2000")
+
+
+def test_texts_and_names_over_their_limits_are_errors_with_short_messages():
+    long = "n" * 100_000
+    text = (f'ruleset {long}\n{_HEAD.split(chr(10))[1]}\nmatch driver {long}\nrole {long} = bar0\n'
+            f'rule {long}: require {long}x stays else warn "{long}"\n'
+            f'example "{long}" {{\n    bar0 mem32 64K\n    msix 8 table bar0 0x0 pba bar0 0x800\n'
+            '    expect off safe\n}\n')
+    errors = check(parse(text, "t.rules"), "t")
+    assert all(len(e.message) < 300 for e in errors), [e.message[:300] for e in errors]
+    said = " | ".join(e.message for e in errors)
+    assert said.count(f"characters long; at most 64") == 4  # ruleset, driver, role, rule names
+    for what in ("message text", "example title text"):
+        assert f"{what} is 100000 characters long" in said
+    assert "unknown role 'nnnnnnnn" in said and "rule set 'nnnnn" in said
+
+
+def test_an_unknown_role_lists_a_dozen_roles_at_most():
+    roles = "".join(f"role r{i} = bar{i % 6}\n" for i in range(500))
+    text = f'ruleset t\n{roles}rule a: require nope stays else warn "m"\n'
+    (e,) = check(parse(text, "t.rules"), "t")
+    assert e.message.startswith("unknown role 'nope' (roles: r0, r1, r10, r100,") and ", ..." in e.message
+
+
+@pytest.mark.parametrize("statement, column", [
+    ("match class 0x" + "f" * 5000, 13),
+    ("rule a: require bar0 size >= " + "9" * 5000 + "K else warn \"m\"", 30),
+    ("rule a: require bar0 size in {4K, " + "1" * 30 + "} else warn \"m\"", 35),
+    ("role r = first memory bar with size > 99999999999999999999999", 39),
+    ('example "e" {\n    msix ' + "9" * 5000 + " table bar0 0x0 pba bar0 0x800\n    expect off safe\n}", 10),
+    ('example "e" {\n    msix 8 table bar0 0x' + "8" * 100 + " pba bar0 0x800\n    expect off safe\n}", 23),
+    ('example "e" {\n    bar0 mem32 ' + "7" * 5000 + "T\n    expect off safe\n}", 16),
+    ('example "e" {\n    platform ' + "4" * 5000 + "K\n    expect off safe\n}", 14),
+])
+def test_a_huge_number_is_an_error_at_the_number(statement, column):
+    text = f"ruleset t\n{statement}\n"
+    with pytest.raises(RuleErrors) as info:
+        parse(text, "t.rules")
+    (e,) = info.value.errors
+    assert "is too large (at most 2^64)" in e.message and len(e.message) < 200
+    assert (e.location.line, e.location.column) == (3 if statement.startswith("example") else 2, column)
+
+
+def test_the_largest_numbers_allowed_still_parse():
+    f = parse("ruleset t\nrule a: require bar0 size <= 16777216T else warn \"m\"\n"
+              "match class 0x00000000000000000000000107\n", "t.rules")
+    assert f.rules[0].cond.size == 1 << 64 and f.of(type(f.matches[0]))[0].value == 0x107
+
+
+def test_an_unexpected_long_string_is_quoted_short():
+    with pytest.raises(RuleErrors) as info:
+        parse('ruleset t\nmatch id "' + "x" * 100_000 + '"\n', "t.rules")
+    (e,) = info.value.errors
+    assert e.message.startswith("unexpected '\"xxxx") and len(e.message) < 300

@@ -28,6 +28,20 @@ RESERVED = {"status", "device", "id", "revision", "second", "third", "with", "un
             "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
 
 
+_LISTED = 12  # role names listed in an "unknown role" error
+
+# Lengths past which a value is an error: names appear in every report line that names a
+# rule, and texts in every report of a device the rule set covers.
+NAME_MAX = 64  # rule set, role and rule names, `match driver/module` names, source functions
+TEXT_MAX = {"describe": 2000, "message": 2000, "example title": 200, "source": 500,
+            "kernel": 64}
+
+
+def _cut(name: str) -> str:
+    """A name as an error message shows it: whole up to ~60 characters, cut after."""
+    return name if len(name) <= ast.QUOTED_MAX else name[:ast.QUOTED_MAX] + "..."
+
+
 def check(rule_file: ast.RuleFile, stem: str | None = None,
           roots: Sequence[Path] | None = None) -> list[RuleError]:
     """Problems in one file (empty list: none).
@@ -41,11 +55,40 @@ def check(rule_file: ast.RuleFile, stem: str | None = None,
         where = span.location if span is not ast.NO_SPAN else Location(rule_file.path)
         errors.append(RuleError(message, where))
 
+    _check_lengths(rule_file, err)
     _check_header(rule_file, stem, err)
     roles = _check_roles(rule_file, err)
     _check_rules(rule_file, roles, err)
     _check_examples(rule_file, err, roots)
     return errors
+
+
+def _check_lengths(f: ast.RuleFile, err) -> None:
+    """Names and texts of a sane length: a 10 MB describe is a mistake, and would be repeated
+    in every report."""
+    for s in f.statements:
+        names = []
+        texts = []
+        if isinstance(s, (ast.Ruleset, ast.Role, ast.Rule, ast.MatchDriver, ast.MatchModule)):
+            names.append((s, s.name))
+        if isinstance(s, ast.Describe):
+            texts.append(("describe", s.text))
+        elif isinstance(s, ast.Rule):
+            texts.append(("message", s.message))
+        elif isinstance(s, ast.Example):
+            texts.append(("example title", s.title))
+        elif isinstance(s, ast.Source):
+            texts += [("source", s.where)] + ([("kernel", s.kernel)] if s.kernel else [])
+            if s.function is not None:
+                names.append((s, s.function))
+        for node, name in names:
+            if len(name) > NAME_MAX:
+                err(node, f"name '{_cut(name)}' is {len(name)} characters long; at most {NAME_MAX}")
+        for what, text in texts:
+            limit = TEXT_MAX[what]
+            if len(text.value) > limit:
+                err(text if text.span is not ast.NO_SPAN else s,
+                    f"{what} text is {len(text.value)} characters long; at most {limit}")
 
 
 def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
@@ -55,7 +98,7 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
     for extra in rulesets[1:]:
         err(extra, "a file holds one rule set: second 'ruleset'")
     if rulesets and stem is not None and rulesets[0].name != stem:
-        err(rulesets[0], f"rule set '{rulesets[0].name}' is in file '{stem}.rules': name them alike")
+        err(rulesets[0], f"rule set '{_cut(rulesets[0].name)}' is in file '{_cut(stem)}.rules': name them alike")
     for extra in f.of(ast.Describe)[1:]:
         err(extra, "second 'describe': join the text into one")
     for extra in f.of(ast.Status)[1:]:
@@ -63,7 +106,7 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
     if f.status == "mined":  # drafted from C by barsafe mine, not yet read by a person
         for rule in f.rules:
             if rule.severity == "forbid":
-                err(rule, f"rule '{rule.name}' says forbid in a mined rule set: a mined rule gives"
+                err(rule, f"rule '{_cut(rule.name)}' says forbid in a mined rule set: a mined rule gives"
                           " at most warn (review it, then say 'status reviewed')")
     if f.matches:  # a driver's rule file must say which code it encodes
         sources = f.of(ast.Source)
@@ -92,9 +135,9 @@ def _check_roles(f: ast.RuleFile, err) -> dict[str, ast.Role]:
         if isinstance(sel, ast.Ordinal) and sel.low > sel.high:
             err(role, f"empty range bar{sel.low}..bar{sel.high}: write the lower BAR first")
         if role.name in roles:
-            err(role, f"role '{role.name}' already defined at line {roles[role.name].span.line}")
+            err(role, f"role '{_cut(role.name)}' already defined at line {roles[role.name].span.line}")
         elif re.fullmatch(r"bar[0-9]+", role.name) or role.name in RESERVED:
-            err(role, f"'{role.name}' is a reserved word; choose another role name")
+            err(role, f"'{_cut(role.name)}' is a reserved word; choose another role name")
         else:
             roles[role.name] = role
     return roles
@@ -123,12 +166,13 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
     bodies: dict[tuple, ast.Rule] = {}
     for rule in f.rules:
         if rule.name in seen:
-            err(rule, f"rule '{rule.name}' already defined at line {seen[rule.name].span.line}")
+            err(rule, f"rule '{_cut(rule.name)}' already defined at line {seen[rule.name].span.line}")
         seen.setdefault(rule.name, rule)
         for ref in [*_refs(rule.guard), *_refs(rule.cond)]:
             if ref.role is not None and ref.role not in roles:
-                known = ", ".join(sorted(roles)) or "none defined"
-                err(ref, f"unknown role '{ref.role}' (roles: {known}; or use bar0..bar5)")
+                known = ", ".join(_cut(r) for r in sorted(roles)[:_LISTED]) or "none defined"
+                known += ", ..." if len(roles) > _LISTED else ""
+                err(ref, f"unknown role '{_cut(ref.role)}' (roles: {known}; or use bar0..bar5)")
         for atom in [*_atoms(rule.cond), *(_atoms(rule.guard) if rule.guard else [])]:
             if isinstance(atom, ast.Stays) and atom.ref.bar is not None:
                 err(atom, f"'bar{atom.ref.bar} stays' always holds: 'stays' compares where a role"
@@ -145,12 +189,17 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
         key = (rule.guard, rule.cond)
         if key in bodies:
             other = bodies[key]
-            err(rule, f"rule '{rule.name}' repeats the condition of rule '{other.name}'"
+            err(rule, f"rule '{_cut(rule.name)}' repeats the condition of rule '{_cut(other.name)}'"
                       f" (line {other.span.line})")
-        negated = (rule.guard, ast.Not(rule.cond))
-        for (guard, cond), other in bodies.items():
-            if guard == rule.guard and (ast.Not(cond) == rule.cond or negated[1] == cond):
-                err(rule, f"rule '{rule.name}' contradicts rule '{other.name}' (line"
+        # Rules contradict when, under the same guard, one requires `not` of the other's
+        # condition: two look-ups, not a scan of every earlier rule (quadratic in rules).
+        opposites = [(rule.guard, ast.Not(rule.cond))]
+        if isinstance(rule.cond, ast.Not):
+            opposites.append((rule.guard, rule.cond.item))
+        for opposite in opposites:
+            other = bodies.get(opposite)
+            if other is not None:
+                err(rule, f"rule '{_cut(rule.name)}' contradicts rule '{_cut(other.name)}' (line"
                           f" {other.span.line}): no layout satisfies both")
         bodies.setdefault(key, rule)
 
@@ -179,12 +228,12 @@ def _check_contradiction(cond: ast.Cond, err) -> None:
         denied = {a for a, v in attrs if not v}
         clash = held & denied or {f"{a}/{b}" for a, b in _EXCLUSIVE if a in held and b in held}
         if clash:
-            err(cond, f"condition can never hold: {ref.text} is {' and '.join(sorted(clash))}")
+            err(cond, f"condition can never hold: {_cut(ref.text)} is {' and '.join(sorted(clash))}")
     for ref, cmps in sizes.items():
         low = max((c.size + (c.op == ">") for c in cmps if c.op in (">=", ">", "==")), default=0)
         high = min((c.size - (c.op == "<") for c in cmps if c.op in ("<=", "<", "==")), default=1 << 64)
         if low > high:
-            err(cond, f"condition can never hold: no size of {ref.text} satisfies all its size tests")
+            err(cond, f"condition can never hold: no size of {_cut(ref.text)} satisfies all its size tests")
 
 
 def _bare(ref: ast.Ref) -> ast.Ref:

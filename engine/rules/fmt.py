@@ -190,11 +190,14 @@ class _Comments:
     def __init__(self, comments: tuple[ast.Comment, ...]):
         self.trailing_on = {c.line: c for c in comments if not c.own_line}
         self.pending = sorted((c for c in comments if c.own_line), key=lambda c: c.line)
+        self.next = 0  # pending[:next] are placed: taking them moves this, never copies the list
 
     def before(self, line: int) -> list[str]:
         """Comments above ``line``; a blank line between two of them is kept (paragraphs)."""
-        taken = [c for c in self.pending if c.line < line]
-        self.pending = [c for c in self.pending if c.line >= line]
+        first = self.next
+        while self.next < len(self.pending) and self.pending[self.next].line < line:
+            self.next += 1
+        taken = self.pending[first:self.next]
         out: list[str] = []
         for prev, c in zip([None, *taken], taken):
             if prev is not None and c.line - prev.line > 1:
@@ -208,7 +211,10 @@ class _Comments:
 
     def inside(self, first: int, last: int) -> list[str]:
         """Trailing comments on lines of a statement other than its last: moved above it."""
-        lines = sorted(l for l in self.trailing_on if first <= l < last)
+        if last - first > len(self.trailing_on):  # a long statement: fewer comments than lines
+            lines = sorted(l for l in self.trailing_on if first <= l < last)
+        else:  # each line once over the whole file, not every comment once per statement
+            lines = [l for l in range(first, last) if l in self.trailing_on]
         return [self.trailing_on.pop(l).text for l in lines]
 
 

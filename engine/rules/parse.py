@@ -20,6 +20,9 @@ from . import ast
 
 from .parse_paths import GRAMMAR
 STATEMENT_KEYWORDS = ("ruleset", "status", "describe", "source", "include", "match", "role", "rule", "example")
+# A string literal, as the grammar's STRING: unrolled and possessive, so a long string is one
+# linear scan (the "(a|b)*" form made re keep state for every character).
+_STRING_RE = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"')
 _STATEMENT_START = re.compile(r"^\s*(" + "|".join(STATEMENT_KEYWORDS) + r")(?=\s|$)")
 
 # What users should read instead of lark's terminal names.
@@ -53,8 +56,37 @@ def _unquote(token: str) -> str:
     return re.sub(r"\\(.)", r"\1", token[1:-1])
 
 
-def _int(token: str) -> int:
-    return int(token, 0)
+NUMBER_MAX = 1 << 64  # no size, offset or class on a 64-bit bus is larger
+
+
+class _BadValue(ValueError):
+    """A number the grammar accepts but no device has: an error at the number itself."""
+
+    def __init__(self, message: str, token: Token):
+        super().__init__(message)
+        self.token = token
+
+
+def _bounded(token: Token, digits: str, convert) -> int:
+    """``convert(token)``, refused past NUMBER_MAX before a huge number is ever built (Python
+    refuses decimal strings over 4300 digits anyway, with a message about its own limits)."""
+    if len(digits.lstrip("0")) > 20 or (value := convert(str(token))) > NUMBER_MAX:
+        raise _BadValue(f"number {ast.quoted(str(token))} is too large (at most 2^64)", token)
+    return value
+
+
+def _int(token: Token) -> int:
+    """A hex number (0x...)."""
+    return _bounded(token, str(token)[2:], lambda t: int(t, 16))
+
+
+def _dec(token: Token) -> int:
+    return _bounded(token, str(token), int)
+
+
+def _size(token: Token) -> int:
+    """64K, 1M, 256 ..."""
+    return _bounded(token, re.match(r"[0-9]*", str(token)).group(), parse_size)
 
 
 def _id_part(text: str) -> int | None:
@@ -76,11 +108,13 @@ class _ToAst(Transformer):
     def __init__(self, path: str):
         super().__init__()
         self.path = path
+        self.offset = 0  # lines before the statement being transformed (it is parsed alone)
 
     def _span(self, meta) -> ast.Span:
         if getattr(meta, "empty", True):
             return ast.NO_SPAN
-        return ast.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+        return ast.Span(self.path, meta.line + self.offset, meta.column,
+                        meta.end_line + self.offset, meta.end_column)
 
     def start(self, items):
         return list(items)
@@ -151,7 +185,7 @@ class _ToAst(Transformer):
         return {"low": low, "high": high}
 
     def with_size(self, items):
-        return {"size_op": str(items[0]), "size": parse_size(items[1])}
+        return {"size_op": str(items[0]), "size": _size(items[1])}
 
     def select_largest(self, items):
         return ast.Largest()
@@ -200,11 +234,11 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def size_cmp(self, meta, items):
-        return ast.SizeCmp(items[0], str(items[1]), parse_size(items[2]), self._span(meta))
+        return ast.SizeCmp(items[0], str(items[1]), _size(items[2]), self._span(meta))
 
     @v_args(meta=True)
     def size_in(self, meta, items):
-        return ast.SizeIn(items[0], tuple(parse_size(t) for t in items[1:]), self._span(meta))
+        return ast.SizeIn(items[0], tuple(_size(t) for t in items[1:]), self._span(meta))
 
     @v_args(meta=True)
     def unchanged(self, meta, items):
@@ -270,19 +304,19 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def ex_bar(self, meta, items):
         index, kind = int(items[0]), str(items[1])
-        size = next((parse_size(t) for t in items[2:] if t.type == "SIZE"), None)
+        size = next((_size(t) for t in items[2:] if t.type == "SIZE"), None)
         prefetch = any(t.type == "PREFETCH" for t in items[2:])
         return ast.ExampleBar(index, kind, size, prefetch, self._span(meta))
 
     @v_args(meta=True)
     def ex_msix(self, meta, items):
         entries, tbar, toff, pbar, poff = items
-        return ast.ExampleMsix(int(entries), int(str(tbar)[3:]), _int(toff), int(str(pbar)[3:]),
+        return ast.ExampleMsix(_dec(entries), int(str(tbar)[3:]), _int(toff), int(str(pbar)[3:]),
                                _int(poff), self._span(meta))
 
     @v_args(meta=True)
     def ex_platform(self, meta, items):
-        return ast.ExamplePlatform(parse_size(items[0]), len(items) == 1, self._span(meta))
+        return ast.ExamplePlatform(_size(items[0]), len(items) == 1, self._span(meta))
 
     @v_args(meta=True)
     def ex_expect(self, meta, items):
@@ -297,7 +331,7 @@ def _chunks(text: str) -> list[tuple[int, str]]:
         if depth == 0 and _STATEMENT_START.match(line) or not chunks:
             chunks.append((number, []))
         chunks[-1][1].append(line)
-        code = re.sub(r'"([^"\\\n]|\\.)*"', '""', line).split("#", 1)[0]
+        code = _STRING_RE.sub('""', line).split("#", 1)[0]
         depth = max(0, depth + code.count("{") - code.count("}"))
     return [(start, "\n".join(lines)) for start, lines in chunks]
 
@@ -317,15 +351,15 @@ def _expected(exc: UnexpectedInput) -> str:
     return f"; expected {', '.join(names)}" if names and len(names) <= 8 else ""
 
 
-def _syntax_error(exc: UnexpectedInput, path: str) -> RuleError:
-    where = Location(path, exc.line, exc.column)
+def _syntax_error(exc: UnexpectedInput, path: str, offset: int) -> RuleError:
+    where = Location(path, exc.line + offset, exc.column)
     if isinstance(exc, UnexpectedCharacters):
         char = exc.char if exc.char not in "\n\t" else repr(exc.char)
         return RuleError(f"unexpected character {char!r}", where)
     if isinstance(exc, UnexpectedEOF):
         return RuleError("unexpected end of file", Location(path))
     assert isinstance(exc, UnexpectedToken)
-    return RuleError(f"unexpected {str(exc.token)!r}{_expected(exc)}", where)
+    return RuleError(f"unexpected {ast.quoted(str(exc.token))}{_expected(exc)}", where)
 
 
 def parse(text: str, path: str) -> ast.RuleFile:
@@ -336,9 +370,12 @@ def parse(text: str, path: str) -> ast.RuleFile:
     for start, chunk in _chunks(text):
         if all(not l.strip() or l.lstrip().startswith("#") for l in chunk.split("\n")):
             continue
+        # Each statement is parsed on its own and its lines shifted after: prefixing it with
+        # start-1 newlines instead made the lexer rescan them, quadratic in the file's lines.
+        transformer.offset = start - 1
         try:
-            tree = parser().parse("\n" * (start - 1) + chunk)
-            too_deep = _too_deep(tree, path)
+            tree = parser().parse(chunk)
+            too_deep = _too_deep(tree, path, start - 1)
             if too_deep is not None:
                 errors.append(too_deep)
                 continue
@@ -349,19 +386,24 @@ def parse(text: str, path: str) -> ast.RuleFile:
                 errors.append(RuleError("statement ends too early" + _expected(exc),
                                         Location(path, line, column)))
             else:
-                errors.append(_syntax_error(exc, path))
+                errors.append(_syntax_error(exc, path, start - 1))
         except RecursionError:
             errors.append(RuleError("condition nested too deeply", Location(path, start)))
         except VisitError as exc:  # a value the grammar accepts but is out of range (e.g. size 5Q)
-            message = ("condition nested too deeply" if isinstance(exc.orig_exc, RecursionError)
-                       else str(exc.orig_exc))
-            errors.append(RuleError(message, Location(path, start)))
+            orig = exc.orig_exc
+            if isinstance(orig, _BadValue):
+                errors.append(RuleError(str(orig), Location(path, orig.token.line + start - 1,
+                                                            orig.token.column)))
+            else:
+                message = ("condition nested too deeply" if isinstance(orig, RecursionError)
+                           else str(orig))
+                errors.append(RuleError(message, Location(path, start)))
     if errors:
         raise RuleErrors(errors)
     return ast.RuleFile(path, tuple(statements), tuple(_comments(text)))
 
 
-def _too_deep(tree: Tree, path: str) -> RuleError | None:
+def _too_deep(tree: Tree, path: str, offset: int) -> RuleError | None:
     """The first condition nested deeper than MAX_NESTING, found without recursion.
 
     Below a rule's `require`/`when`, an any_of node only comes from parentheses (the
@@ -375,7 +417,8 @@ def _too_deep(tree: Tree, path: str) -> RuleError | None:
                 meta = node.meta
                 return RuleError(f"condition nested deeper than {MAX_NESTING} levels (each 'not'"
                                  " and each pair of parentheses is a level)",
-                                 Location(path, getattr(meta, "line", None), getattr(meta, "column", None)))
+                                 Location(path, getattr(meta, "line", 0) + offset or None,
+                                          getattr(meta, "column", None)))
         in_cond = in_cond or node.data in ("any_of", "all_of", "negate")
         stack.extend((child, level, in_cond) for child in node.children if isinstance(child, Tree))
     return None
@@ -385,7 +428,7 @@ def _last_code(start: int, chunk: str) -> tuple[int, int]:
     """Line and column just after the last code (not blank, not comment) of a statement."""
     lines = chunk.split("\n")
     for offset in range(len(lines) - 1, -1, -1):
-        masked = re.sub(r'"([^"\\\n]|\\.)*"', lambda m: "x" * len(m.group(0)), lines[offset])
+        masked = _STRING_RE.sub(lambda m: "x" * len(m.group(0)), lines[offset])
         code = masked.split("#", 1)[0].rstrip()
         if code.strip():
             return start + offset, len(code) + 1
@@ -396,7 +439,7 @@ def _comments(text: str) -> list[ast.Comment]:
     """Comments with their places, for fmt (the parser itself ignores them)."""
     out = []
     for number, line in enumerate(text.split("\n"), start=1):
-        masked = re.sub(r'"([^"\\\n]|\\.)*"', lambda m: " " * len(m.group(0)), line)
+        masked = _STRING_RE.sub(lambda m: " " * len(m.group(0)), line)
         col = masked.find("#")
         if col >= 0:
             out.append(ast.Comment(number, col + 1, line[col:].rstrip(), not line[:col].strip()))
