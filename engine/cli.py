@@ -430,7 +430,8 @@ def add_rule_commands(sub, add_input) -> None:
                        help="host page size the table is for (default 64K)")
     table.add_argument("--no-io-space", action="store_true", help="hosts without I/O port space")
     add_rules_options(table)
-    table.add_argument("--format", choices=("c", "json"), default="c")
+    table.add_argument("--format", choices=("c", "json"), default="c",
+                       help="a C initializer for hw/vfio (default) or JSON with the evidence")
     table.set_defaults(func=cmd_export)
 
     aud = sub.add_parser("audit", help="what each auto-mode heuristic picks and breaks, over many devices")
@@ -460,26 +461,31 @@ def add_rule_commands(sub, add_input) -> None:
     which.set_defaults(func=cmd_which)
 
     check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")
-    check.add_argument("paths", nargs="*", metavar="PATH")
+    check.add_argument("paths", nargs="*", metavar="PATH",
+                       help="rule files or directories (default: the shipped rules/)")
     check.set_defaults(func=cmd_check)
 
     fmt = sub.add_parser("fmt", help="rewrite rule files in canonical form (comments kept)")
-    fmt.add_argument("paths", nargs="*", metavar="PATH")
+    fmt.add_argument("paths", nargs="*", metavar="PATH",
+                     help="rule files or directories to format in place (default: the shipped rules/)")
     fmt.add_argument("--check", action="store_true", help="only list files that need formatting; exit 1 if any")
     fmt.set_defaults(func=cmd_fmt)
 
     test = sub.add_parser("test", help="run the examples the rule files carry")
-    test.add_argument("paths", nargs="*", metavar="PATH")
+    test.add_argument("paths", nargs="*", metavar="PATH",
+                      help="rule files or directories whose examples to run (default: the shipped rules/)")
     test.set_defaults(func=cmd_test)
 
     explain = sub.add_parser("explain", help="trace one candidate through the rules, role by role")
     explain.add_argument("rules", metavar="RULES", help="a rule file, or a directory to match from")
     explain.add_argument("device", metavar="DEVICE", help="lspci text, YAML record or sysfs directory")
-    explain.add_argument("--slot", metavar="S")
+    explain.add_argument("--slot", metavar="S", help="the device at this slot, when DEVICE holds several")
     add_platform(explain)
     what = explain.add_mutually_exclusive_group(required=True)
-    what.add_argument("--target", choices=["off", *strategies.TARGETS])
-    what.add_argument("--heuristic", choices=[h for h in strategies.HEURISTICS])
+    what.add_argument("--target", choices=["off", *strategies.TARGETS],
+                      help="the x-msix-relocation value to trace")
+    what.add_argument("--heuristic", choices=[h for h in strategies.HEURISTICS],
+                      help="let this auto-mode heuristic choose the target, then trace it")
     explain.set_defaults(func=cmd_explain)
 
 
@@ -665,13 +671,35 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="JSON output")
     sim.set_defaults(func=cmd_simulate)
     add_rule_commands(sub, add_input)
+    add_completion_command(sub)
     add_verify_command(sub)
     add_mine_command(sub)
     return parser
 
 
+SHELLS = ("bash", "zsh", "fish")
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The shell's completion hook for barsafe, from argcomplete (completions come from this parser)."""
+    import argcomplete
+    sys.stdout.write(argcomplete.shellcode(["barsafe"], shell=args.shell))
+    return EXIT_OK
+
+
+def add_completion_command(sub) -> None:
+    comp = sub.add_parser("completion", help="print shell completion for bash, zsh or fish",
+                          description="Load it with: eval \"$(barsafe completion bash)\" (bash, zsh), or"
+                                      " barsafe completion fish | source (fish).")
+    comp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    comp.set_defaults(func=cmd_completion)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete's protocol)
+        import argcomplete
+        argcomplete.autocomplete(parser)  # prints the candidates and exits
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,6 +1,7 @@
 """The CLI as users run it: output shapes, exit codes, and errors without tracebacks."""
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -263,3 +264,61 @@ def test_a_prompt_is_not_taken_for_device_text(capsys, tmp_path):
     bad.write_text("$ sudo lspci -vvvnn\nlspci: Unable to load libkmod resources: error -2\nnot a device\n")
     code, _, err = run(capsys, "show", str(bad))
     assert code == 2 and f"{bad}:" in err
+
+
+def completions(line: str) -> list[str]:
+    """What the shell gets for ``line`` through argcomplete's protocol (as its hook asks)."""
+    read, write = os.pipe()
+    env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line)), "_ARGCOMPLETE": "1",
+           "_ARGCOMPLETE_IFS": "\n", "BARSAFE_CACHE": "0"}
+    proc = subprocess.run([sys.executable, "-m", "engine"], env=env, close_fds=False,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          preexec_fn=lambda: os.dup2(write, 8))  # argcomplete answers on fd 8
+    os.close(write)
+    with os.fdopen(read) as fh:
+        out = fh.read()
+    assert proc.returncode == 0
+    return sorted(out.split("\n")) if out else []
+
+
+def test_completion_comes_from_the_parser():
+    pytest.importorskip("argcomplete")
+    assert [c.strip() for c in completions("barsafe wh")] == ["which"]
+    assert any(c.startswith("--emit") for c in completions("barsafe which --em"))
+    assert {c.strip() for c in completions("barsafe which --emit ")} == {"libvirt", "proxmox", "qemu"}
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_for_each_shell(capsys, shell):
+    pytest.importorskip("argcomplete")
+    code, out, _ = run(capsys, "completion", shell)
+    assert code == 0 and "barsafe" in out and "_ARGCOMPLETE" in out
+
+
+def test_bash_loads_the_completion_script(capsys, tmp_path):
+    pytest.importorskip("argcomplete")
+    if not shutil.which("bash"):
+        pytest.skip("no bash")
+    _, script, _ = run(capsys, "completion", "bash")
+    (tmp_path / "c.sh").write_text(script)
+    proc = subprocess.run(["bash", "-c", f"source {tmp_path / 'c.sh'} && complete -p barsafe"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "barsafe" in proc.stdout, proc.stderr
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from engine.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, where: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{where} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+    walk(build_parser(), "barsafe")
+    assert missing == []
