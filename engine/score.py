@@ -127,6 +127,8 @@ class Answer:
     why: str
     msix: MsixDiagnosis = MsixDiagnosis()  # problems of the capability itself
     mined: tuple[str, ...] = ()  # matched rule sets that barsafe mine drafted (not reviewed)
+    fallback: Scored | None = None  # with no relocation needed: the target for a device that
+    # keeps registers beside its MSI-X structures after all (PCIe forbids it; some do)
 
     @property
     def broken(self) -> bool:
@@ -197,9 +199,14 @@ def _answer(device: Device, platform: Platform, library) -> Answer:
     pages = analyse_pages(visible_bars(device, platform), device.msix, platform)
     off = rows[0]
     needs = pages.needs_relocation or not off.judgement.outcome.ok
+    targets = [r for r in rows[1:len(QEMU_CANDIDATES)] if r.verdict in ("safe", "warn")]
     if not needs and off.verdict in ("safe", "warn"):
+        # "No relocation needed" rests on the PCIe rule that nothing else lives in the 4K ranges
+        # of the table and PBA; lspci cannot show a device that breaks it (an FPGA on qemu-devel,
+        # January 2020, had registers beside its table: x-msix-relocation=bar2 fixed it).
+        fallback = min(targets, key=Scored.order_key) if targets else None
         return Answer(device, platform, names, reasons, pages, False, tuple(rows), off,
-                      f"no relocation needed: {pages.reason}", diagnosis)
+                      f"no relocation needed: {pages.reason}", diagnosis, fallback=fallback)
     if not needs:  # the driver's rules fail the device's own layout: say that, not "trapped page"
         off_why = "; ".join(f"{v.rule_id}: {v.evidence}" for v in off.judgement.violations)
         why_off = f"the driver's rules already fail without relocation ({off_why})"
@@ -207,7 +214,6 @@ def _answer(device: Device, platform: Platform, library) -> Answer:
         why_off = "relocation off keeps the slow trapped page"
     else:
         why_off = f"with relocation off QEMU refuses: {off.judgement.outcome.refused}"
-    targets = [r for r in rows[1:len(QEMU_CANDIDATES)] if r.verdict in ("safe", "warn")]
     if not targets:
         broken = "; ".join(f"{r.strategy}: {r.verdict}" for r in rows[1:len(QEMU_CANDIDATES)])
         why = f"no target is safe for this driver ({broken}); {why_off}"

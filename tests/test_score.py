@@ -184,3 +184,28 @@ def test_qemu_accepts_every_value_barsafe_can_emit(target):
                            "-machine", "q35,accel=tcg", "-device", device],
                           capture_output=True, text=True, timeout=60)
     assert "no such host device" in proc.stderr and "does not accept value" not in proc.stderr
+
+
+def test_no_relocation_needed_still_names_a_fallback_target(capsys):
+    """4K pages: the seed's MSI-X pages hold nothing else, so 'off'; the fallback is bar5, the
+    target a device breaking the PCIe rule would need (an FPGA on qemu-devel, January 2020)."""
+    code, out, _ = run_which(capsys, "--page-size", "4K", "--no-io-space", "--json")
+    (a,) = json.loads(out)
+    assert a["recommendation"]["strategy"] == "off"
+    assert a["fallback"] == {"strategy": "bar5", "target": 5, "option": "bar5", "verdict": "safe",
+                             "mmio_cost": 4096}
+    code, out, _ = run_which(capsys, "--page-size", "4K", "--no-io-space")
+    assert "fallback: bar5 (safe, +4K MMIO)" in out
+    assert "-device vfio-pci,host=0001:03:00.0,x-msix-relocation=bar5" in out
+
+
+def test_a_needed_relocation_has_no_fallback(capsys):
+    code, out, _ = run_which(capsys, "--page-size", "64K", "--no-io-space", "--json")
+    (a,) = json.loads(out)
+    assert a["recommendation"]["strategy"] == "bar5" and a["fallback"] is None
+
+
+def run_which(capsys, *argv):
+    code = main(["which", SEED, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err

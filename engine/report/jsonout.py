@@ -69,7 +69,13 @@ def answer(a) -> dict[str, Any]:
             "reasons": [{"rule": v.rule_id, "severity": v.severity, "message": v.message,
                          "evidence": v.evidence} for v in r.judgement.violations],
         } for r in a.candidates],
-        "recommendation": None if rec is None else {
-            "strategy": rec.strategy, "target": rec.target, "option": rec.option,
-            "verdict": rec.verdict, "mmio_cost": rec.mmio_cost},
+        "recommendation": _pick(rec),
+        "fallback": _pick(a.fallback),
     }
+
+
+def _pick(row) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"strategy": row.strategy, "target": row.target, "option": row.option,
+            "verdict": row.verdict, "mmio_cost": row.mmio_cost}

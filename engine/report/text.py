@@ -191,6 +191,13 @@ def which(a) -> str:
         lines.append(f"  recommendation: none: {long_text(a.why)}")
     elif rec.strategy == "off":
         lines.append(f"  recommendation: off ({long_text(a.why)})")
+        fb = a.fallback
+        if fb is not None:
+            lines.append(f"  fallback: {fb.option} ({fb.verdict}, {cost_text(fb.mmio_cost)} MMIO), if the"
+                         " device keeps registers in those 4K ranges after all (PCIe forbids it, lspci"
+                         " cannot show it; some FPGAs and the Coral Edge TPU do)")
+            if d.slot:
+                lines.append(f"    QEMU:    {config.qemu_device(d.slot, fb.option)}")
     else:
         lines.append(f"  recommendation: {rec.option} ({rec.verdict}, {cost_text(rec.mmio_cost)} MMIO)")
         if rec.verdict == "warn":
