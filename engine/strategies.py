@@ -95,7 +95,7 @@ def extend_only(device: Device, platform: Platform) -> Outcome:
 
 def qemu_upstream(device: Device, platform: Platform) -> Outcome:
     """Upstream 'auto': the lookup table is an empty TODO, so every device is refused."""
-    ident = f"{device.vendor or 0:04x}:{device.device or 0:04x}"
+    ident = device.id_text  # ????:???? when the input had no IDs (lspci without -nn), never 0000:0000
     return Outcome("qemu", None, None, refused=MSG_AUTO.format(id=ident),
                    notes=("upstream QEMU's auto has no lookup entries",))
 

@@ -322,3 +322,14 @@ def test_every_option_has_help_text():
                 missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
     walk(build_parser(), "barsafe")
     assert missing == []
+
+
+@pytest.mark.skipif(not DELL.exists(), reason="../shared/corpus/lspci absent")
+def test_without_ids_which_says_what_is_missing(capsys, tmp_path):
+    import re
+    dump = tmp_path / "no-nn.txt"  # lspci -vvv without -nn: no [vendor:device], no [class]
+    dump.write_text(re.sub(r" \[[0-9a-f]{4}(:[0-9a-f]{4})?\]", "", DELL.read_text()))
+    code, out, err = run(capsys, "which", str(dump), "--page-size", "64K")
+    assert "????" not in out and "0000:0000" not in out, out
+    assert "[IDs unknown]" in out and "run lspci with -nn" in out
+    assert "rules: megaraid_sas: matches module megaraid_sas" in out

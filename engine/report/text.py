@@ -37,7 +37,8 @@ def header(d: Device) -> str:
         f"[{d.class_code:04x}]" if d.class_code is not None else "")
     rev = f" (rev {d.revision:02x})" if d.revision is not None else ""
     name = f" {printable(d.name)}" if d.name else ""
-    return f"{slot_text(d)} {cls + ':' if cls else ''}{name} [{d.id_text}]{rev}".replace("  ", " ")
+    ids = d.id_text if d.vendor is not None and d.device is not None else "IDs unknown"
+    return f"{slot_text(d)} {cls + ':' if cls else ''}{name} [{ids}]{rev}".replace("  ", " ")
 
 
 def show(d: Device) -> str:
@@ -156,6 +157,9 @@ def which(a) -> str:
     lines = [header(d) + (f" ({driver})" if driver else "")]
     if d.origin:
         lines.append(f"  input: {printable(d.origin)}")
+    if d.vendor is None or d.device is None:
+        lines.append("  note: the input has no vendor:device IDs (run lspci with -nn): rule sets match by"
+                     " class, driver or module only, and rules for particular chips cannot apply")
     lines.append(f"  {platform_text(a.platform)}")
     lines += [f"  rules: {long_text(r)}" for r in a.match_reasons]
     lines += [f"  {l}" for l in diagnosis_lines(a.msix)]
