@@ -95,7 +95,8 @@ def extend_only(device: Device, platform: Platform) -> Outcome:
 
 def qemu_upstream(device: Device, platform: Platform) -> Outcome:
     """Upstream 'auto': the lookup table is an empty TODO, so every device is refused."""
-    ident = device.id_text  # ????:???? when the input had no IDs (lspci without -nn), never 0000:0000
+    # QEMU prints the real IDs; without them in the input (lspci without -nn) say so, never 0000:0000
+    ident = device.id_text if device.vendor is not None and device.device is not None else "[IDs unknown]"
     return Outcome("qemu", None, None, refused=MSG_AUTO.format(id=ident),
                    notes=("upstream QEMU's auto has no lookup entries",))
 
