@@ -133,3 +133,56 @@ def test_the_spliced_vector_table_line_in_a_real_dump():
 def test_whole_machine_dump_keeps_non_msix_devices():
     devices = lspci.parse((SHARED / "lenovo-thinkcentre-m710q-x86_64-ec95321dfb.txt").read_text())
     assert len(devices) > sum(d.msix is not None for d in devices) > 0
+
+
+# --- streaming: one device at a time, however large the dump ----------------------------------
+
+def _shared_dumps() -> list[Path]:
+    return sorted(SHARED.glob("*.txt")) if SHARED.is_dir() else []
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/corpus/lspci absent")
+def test_stream_gives_what_load_gives_for_every_shared_dump():
+    from engine.sources import load, stream
+    for path in _shared_dumps():
+        whole, streamed = load(str(path)), list(stream(str(path)))
+        assert streamed == whole, path
+        assert [d.origin for d in streamed] == [d.origin for d in whole]
+
+
+def test_stream_fails_where_load_fails_after_the_good_devices(tmp_path):
+    from engine.errors import InputError
+    from engine.sources import load, stream
+    good = "00:01.0 Ethernet controller [0200]: X [8086:1521]\n\tRegion 0: Memory at f0000000 (32-bit, non-prefetchable) [size=64K]\n"
+    bad = tmp_path / "dump.txt"
+    bad.write_text("$ sudo lspci -vvvnn\n" + good + good.replace("00:01.0", "00:02.0")
+                   + "00:03.0 Ethernet controller [0200]: X [8086:1521]\n\tRegion 0: Memory at zz\n")
+    with pytest.raises(InputError) as whole:
+        load(str(bad))
+    got = []
+    with pytest.raises(InputError) as streamed:
+        for d in stream(str(bad)):
+            got.append(d.slot)
+    assert str(streamed.value) == str(whole.value) and ":7:" in str(whole.value)
+    assert got == ["00:01.0", "00:02.0"]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/corpus/lspci absent")
+def test_streaming_memory_does_not_grow_with_the_dump(tmp_path):
+    """Peak Python allocations while streaming 40 machines' worth is about that of one."""
+    import tracemalloc
+
+    from engine.sources import stream
+    one = b"".join(p.read_bytes() for p in _shared_dumps())
+    small, big = tmp_path / "one.txt", tmp_path / "forty.txt"
+    small.write_bytes(one)
+    big.write_bytes(one * 40)
+
+    def peak(path: Path) -> int:
+        tracemalloc.start()
+        count = sum(1 for _ in stream(str(path)))
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert count
+        return top
+    assert peak(big) < 1.5 * peak(small)

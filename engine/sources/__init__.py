@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
 from ..errors import InputError, Location
 from ..model import Device
 from ..units import MiB, format_size
-from .detect import lines, looks_like_lspci, looks_like_record, without_prompts
+from .detect import is_prompt, lines, looks_like_lspci, looks_like_record, without_prompts
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
 # `lspci -vvv` of a large machine is a few MiB (about 3K per function); the cap keeps a mistaken
@@ -112,6 +112,46 @@ def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
     except ValueError:  # open() refuses a name with a NUL byte
         raise InputError("not a usable file name (it contains a NUL byte)", Location(spec)) from None
     return parse_text(decode(data, spec), spec)
+
+
+HEAD_BYTES = 64 * 1024  # enough to see what an input is: its first meaningful line
+
+
+def stream(spec: str) -> Iterator[Device]:
+    """The devices of one input, one at a time, for audits of many or large dumps.
+
+    An lspci dump is read line by line and each device handed on when its block ends, so
+    memory holds one device however large the file (and no size cap applies); records, sysfs
+    trees and standard input are small and go through ``load``.  Every error is ``load``'s,
+    at the same line."""
+    path = Path(spec)
+    if spec == "-" or path.is_dir():
+        yield from load(spec)
+        return
+    try:
+        stream_ = open(path, "rb")
+    except (OSError, ValueError):
+        yield from load(spec)  # load says why, in its words
+        return
+    with stream_:
+        head = stream_.read(HEAD_BYTES)
+        text = head.decode("utf-8", errors="replace")
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or looks_like_record(text) or not looks_like_lspci(
+                without_prompts(text.rsplit("\n", 1)[0] if len(head) == HEAD_BYTES else text)):
+            yield from load(spec)
+            return
+        stream_.seek(0)
+        from . import lspci
+        yield from lspci.stream(_lspci_lines(stream_), spec)
+
+
+def _lspci_lines(binary: BinaryIO) -> Iterator[str]:
+    """Lines of lspci output as ``decode`` and ``without_prompts`` would give them."""
+    for number, raw in enumerate(binary):
+        line = raw.decode("utf-8", errors="replace").removesuffix("\n")
+        if number == 0:
+            line = line.removeprefix("\ufeff")
+        yield "" if is_prompt(line) else line
 
 
 def load_sysfs() -> list[Device]:

@@ -22,13 +22,17 @@ _RECORD_START_RE = re.compile(r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_K
 PROMPT_RE = re.compile(r"(?:[^\t ]*[$#%>] ?|(?=sudo |lspci))(?:sudo (?:-\S+ )*)?(?:\S*/)?(?:lspci(?: .*)?)?\s*$")
 
 
+def is_prompt(line: str) -> bool:
+    return bool(line) and line[0] not in "\t " and not HEADER_RE.match(line) and bool(PROMPT_RE.fullmatch(line))
+
+
 def without_prompts(text: str) -> str:
     """``text`` with pasted prompt lines blanked (not removed, so line numbers stay true)."""
     if "lspci" not in text and "$" not in text and "#" not in text:
         return text
     out, changed = [], False
     for line in lines(text):
-        if line and line[0] not in "\t " and not HEADER_RE.match(line) and PROMPT_RE.fullmatch(line):
+        if is_prompt(line):
             out.append("")
             changed = True
         else:

@@ -126,10 +126,17 @@ def _unindented(line: str) -> str:
 
 def parse(text: str, path: str = "<stdin>") -> list[Device]:
     """All devices in an lspci dump, in their order."""
-    devices = [_device(block, path) for block in _blocks(lines(text), path)]
-    if not devices:
+    return list(stream(lines(text), path))
+
+
+def stream(text_lines: Iterable[str], path: str = "<stdin>") -> Iterator[Device]:
+    """The devices of an lspci dump given line by line, each as soon as its block ends."""
+    found = False
+    for block in _blocks(text_lines, path):
+        found = True
+        yield _device(block, path)
+    if not found:
         raise InputError("no devices in input (empty lspci output?)", Location(path, 1))
-    return devices
 
 
 def _number(text: str, base: int, digits: int, what: str, where: Location) -> int:
