@@ -85,7 +85,7 @@ def deps(driver, kind=None) -> set[tuple]:
 
 def test_every_fixture_driver_is_found(mined):
     assert set(mined) == {"fixed", "firstmem", "ffs", "packed", "sizes", "indirect", "unresolved",
-                          "multi_drv"}
+                          "multi_drv", "wrapper"}
 
 
 def test_fixed_indices_ids_and_msix(mined):
@@ -138,6 +138,13 @@ def test_index_through_ops_functions_parameters_and_ops_tables(mined):
     d = mined["indirect"]
     assert {("fixed", 0), ("fixed", 2), ("derived", 0), ("derived", 2)} <= deps(d)
     assert all(x.place.function == "in_init_io" for x in d.dependencies)
+    assert d.unresolved == []
+
+
+def test_wrappers_called_directly_and_through_function_pointers(mined):
+    d = mined["wrapper"]
+    assert deps(d) == {("fixed", 1), ("fixed", 3), ("derived", 3), ("size", 1, "!=", 0x1000000)}
+    assert {x.place.function for x in d.dependencies} == {"wr_probe"}  # the call sites, not the wrapper
     assert d.unresolved == []
 
 
@@ -197,10 +204,10 @@ def test_cli_writes_rule_files_the_library_loads(tree, tmp_path, capsys):
     out = tmp_path / "mined"
     assert main(["mine", str(tree), "drivers", "-o", str(out), "-j", "2"]) == 0
     said = capsys.readouterr().out
-    assert "8 PCI drivers, 1 use MSI-X" in said and "wrote 8 mined rule files" in said
+    assert "9 PCI drivers, 1 use MSI-X" in said and "wrote 9 mined rule files" in said
     lib = load([out], use_cache=False)
     assert set(lib.rulesets) == {f"{n}-mined" for n in ("fixed", "firstmem", "ffs", "packed", "sizes",
-                                                         "indirect", "unresolved", "multi_drv")}
+                                                         "indirect", "unresolved", "multi_drv", "wrapper")}
     assert main(["check", str(out)]) == 0
 
 

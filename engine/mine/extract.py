@@ -344,6 +344,35 @@ class Miner:
 
     # --- call graph ----------------------------------------------------------------------
 
+    def wrappers(self) -> tuple[dict[str, tuple[int, str, str]], dict[str, tuple[int, str, str]]]:
+        """Functions that return a BAR API call on one of their parameters
+        (`return pci_resource_len(pdev, bar);`), by name and by the struct fields they are
+        assigned to (nouveau's device->func->resource_size(device, 1)): their call sites are
+        BAR uses with the index the caller passes."""
+        if getattr(self, "_wrappers", None) is None:
+            by_name: dict[str, tuple[int, str, str]] = {}
+            for name, fns in self.index.functions.items():
+                for fn in fns:
+                    for value in captures("(return_statement (_) @v)", fn.body).get("v", []):
+                        node = value
+                        while node.type in _TRANSPARENT and node.named_child_count:
+                            node = node.named_children[-1]
+                        inner = _call_name(node) if node.type == "call_expression" else None
+                        if inner not in INDEX_CALLS:
+                            continue
+                        pos, use = INDEX_CALLS[inner]
+                        args = _args(node)
+                        if pos < len(args) and args[pos].type == "identifier" and text(args[pos]) in fn.params:
+                            by_name[name] = (fn.params.index(text(args[pos])), use, inner)
+            by_field: dict[str, tuple[int, str, str]] = {}
+            for source in self.index.sources:
+                for field, values in source.field_values().items():
+                    for v in values:
+                        if v.type == "identifier" and text(v) in by_name:
+                            by_field[field] = by_name[text(v)]
+            self._wrappers = (by_name, by_field)
+        return self._wrappers
+
     def _ops_tables(self) -> dict[str, list[tuple[Source, str]]]:
         """File-scope variables initialized with a brace list that names the module's
         functions (ops tables): variable -> those functions."""
@@ -412,11 +441,12 @@ class Miner:
                         and place not in driver.msix:
                     driver.msix.append(place)
         scan = _Scan(self, driver)
+        by_name, by_field = self.wrappers()
+        keys = (b"pci_resource", b"iomap", b"ioremap_bar", b"request_region", b"pci_select_bars", b"resource[",
+                b"selected_regions", b"iomap_regions", *(n.encode() for n in (*by_name, *by_field)))
         for key in sorted(reachable):
             fn = functions[key]
-            if not any(k in fn.source.data for k in (b"pci_resource", b"iomap", b"ioremap_bar", b"request_region",
-                                                     b"pci_select_bars", b"resource[", b"selected_regions",
-                                                     b"iomap_regions")):
+            if not any(k in fn.source.data for k in keys):  # files that name no BAR API: nothing to read
                 continue
             scan.function(fn)
         driver.dependencies = _dedup(driver.dependencies)
@@ -462,9 +492,25 @@ class _Scan:
         self.driver.unresolved.append(UnresolvedFact(place, what, api, _short(expr), reason))
 
     def function(self, fn: Function) -> None:
+        by_name, by_field = self.miner.wrappers()
+        if by_field:
+            for m in matches("(call_expression function: (field_expression field: (field_identifier) @f)) @c",
+                             fn.body):
+                field = text(m["f"][0])
+                if field in by_field:
+                    pos, use, inner = by_field[field]
+                    args = _args(m["c"][0])
+                    if pos < len(args):
+                        self.index_use(fn, m["c"][0], args[pos], f"->{field}() ({inner})", use)
         for m in matches("(call_expression function: (identifier) @f) @c", fn.body):
             name = text(m["f"][0])
             call = m["c"][0]
+            if name in by_name and name not in INDEX_CALLS:
+                pos, use, inner = by_name[name]
+                args = _args(call)
+                if pos < len(args):
+                    self.index_use(fn, call, args[pos], f"{name}() ({inner})", use)
+                continue
             if name in INDEX_CALLS:
                 pos, use = INDEX_CALLS[name]
                 args = _args(call)
@@ -519,6 +565,10 @@ class _Scan:
     def index_use(self, fn: Function, at, index_node, api: str, use: str) -> None:
         if index_node is None:
             return
+        if index_node.type == "identifier" and text(index_node) in fn.params and \
+                fn.name in self.miner.wrappers()[0] and self.miner.wrappers()[0][fn.name][0] == \
+                fn.params.index(text(index_node)):
+            return  # a wrapper's own parameter: read at each call site
         loop = self.loop_of(fn, at, index_node)
         if loop is not None:
             self.loop(fn, loop, index_node)

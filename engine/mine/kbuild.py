@@ -16,7 +16,7 @@ from pathlib import Path
 
 _ANY_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_.$()-]+?)\s*(:=|\+=|\?=|=)\s*(.*)$")
 _INCLUDE = re.compile(r"^\s*-?include\s+(\S+)\s*$")
-_VAR = re.compile(r"\$\(([A-Za-z0-9_]+)\)")
+_VAR = re.compile(r"\$\(([A-Za-z0-9_.-]+)\)")
 # `name-y`, `name-objs`, `name-$(CONFIG_FOO)`, `obj-m`: a module's (or the folder's) objects
 _MODULE_VAR = re.compile(r"^([A-Za-z0-9_.-]+?)-(y|m|objs|\$\([A-Za-z0-9_]+\))$")
 
@@ -77,7 +77,7 @@ def read_makefile(tree_root: Path, directory: str) -> dict[str, list[str]]:
         return words
 
     for var, op, value in rows:
-        if _MODULE_VAR.match(var) is None and "$" not in var:
+        if "$" not in var:  # `nvkm-y` is a list another line expands: $(nvkm-y)
             plain.setdefault(var, [])
             if op in (":=", "="):
                 plain[var] = [value]
@@ -116,7 +116,8 @@ def module_of(tree_root: Path, path: str) -> Module:
         if not variables:
             continue
         rel_obj = str((Path(directory) / f"{stem}.o").relative_to(mk_dir)) if up else f"{stem}.o"
-        for var, objs in variables.items():
+        built = {o[:-2] for o in variables.get("obj", [])}
+        for var, objs in sorted(variables.items(), key=lambda kv: kv[0] not in built):
             if var == "obj":
                 continue
             if rel_obj in objs:
