@@ -8,7 +8,10 @@ at that page size: a heuristic is only ever asked for those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import sys
+from array import array
+from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 from .model import Device, Platform
 from .score import Answer, Scored, answer
@@ -17,6 +20,13 @@ from .units import format_size
 DEFAULT_STRATEGIES = ("qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "pve-tools", "qemu", "off")
 BARSAFE = "barsafe"  # barsafe's own recommendation, audited like any strategy
 COUNTS = ("safe", "warn", "forbid", "refused", "no_pick")
+_KEY_FIELDS = tuple(f.name for f in fields(Device) if f.name not in ("slot", "origin"))
+
+
+def device_key(device: Device) -> tuple:
+    """What decides a device's answer: everything but its slot (IDs, layout, driver, modules).
+    A plain tuple: dataclasses.replace(device, slot=None) would check the whole device again."""
+    return tuple([getattr(device, name) for name in _KEY_FIELDS])
 MEMO_LIMIT = 100_000  # distinct (device, page size) answers kept: bounds memory on fleets of unlike hosts
 
 
@@ -38,6 +48,15 @@ class Cell:
                                                              b["slot"] or "", b["target"] or 0))}
 
 
+class Verdict(NamedTuple):
+    """One distinct device at one page size, as the audit keeps it (memoised)."""
+    broken_capability: dict | None  # vendor, device, problems: not a relocation question
+    needs_relocation: bool
+    strategies: tuple  # per strategy: (bucket, its forbid entry or None, its target BAR or None)
+    any_broken: bool  # some strategy's pick breaks a forbid rule
+    mined: bool = False  # judged by a mined (not reviewed) rule set
+
+
 def _bucket(row: Scored | None) -> str:
     """safe/warn/forbid/refused, or no_pick when the strategy leaves MSI-X where it is."""
     if row is None:
@@ -47,6 +66,61 @@ def _bucket(row: Scored | None) -> str:
     if row.target is None:
         return "no_pick"
     return row.verdict
+
+
+class Tally:
+    """The MSI-X devices of consecutive inputs, read but not yet judged: what a Dask worker sends
+    back (engine/fleet.py).  Each distinct device (everything but its slot) is kept once, with how
+    often it occurs; each occurrence is two small numbers and a slot, in input order, so the audit
+    that merges it (Audit.merge) counts and lists exactly what Audit.add would have, in the same
+    order.  A fleet's devices are mostly alike, so a tally is far smaller than its inputs."""
+
+    def __init__(self) -> None:
+        self.devices: list[Device] = []  # the first occurrence of each distinct device
+        self.counts: list[int] = []  # occurrences of each
+        self.order = array("I")  # per occurrence, in input order: index into devices
+        self.slots: list[str | None] = []  # per occurrence: its slot
+        self.input_of = array("I")  # per occurrence: index into names
+        self.names: list[str] = []  # every input, read or not, in order
+        self.failed: list[tuple[str, str]] = []  # (input, error message), in order
+        self._index: dict[tuple, int] | None = {}
+
+    def __getstate__(self) -> dict:  # the index is rebuilt only if needed: half the bytes sent
+        state = {k: v for k, v in self.__dict__.items() if k != "_index"}
+        state["_index"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def read(self, name: str, devices: list[Device]) -> None:
+        """The devices of one input, in order."""
+        number = len(self.names)
+        self.names.append(name)
+        index = self._index
+        if index is None:
+            index = self._index = {device_key(d): i for i, d in enumerate(self.devices)}
+        for device in devices:
+            if device.msix is None:
+                continue
+            key = device_key(device)
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(self.devices)
+                self.devices.append(device)
+                self.counts.append(0)
+            self.counts[i] += 1
+            self.order.append(i)
+            self.slots.append(None if device.slot is None else sys.intern(device.slot))
+            self.input_of.append(number)
+
+    def fail(self, name: str, error: str) -> None:
+        """An input that could not be read: counted as an input, listed as failed."""
+        self.names.append(name)
+        self.failed.append((name, error))
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 class Audit:
@@ -59,38 +133,78 @@ class Audit:
         self.inputs = 0
         self.failed_inputs: list[str] = []
         self.broken_capabilities: list[dict] = []  # not a relocation question: kept out of the verdicts
-        self._memo: dict[tuple[Device, int], tuple] = {}
+        self._memo: dict[tuple[tuple, int], Verdict] = {}
         self.mined_devices = 0  # devices judged by a mined (not reviewed) rule set
 
-    def add(self, device: Device) -> None:
+    def add(self, device: Device) -> list[Verdict] | None:
+        """Count one device; its verdicts, one per page size (what record() turns into a row), or
+        None for a device without MSI-X, which the audit leaves out."""
         if device.msix is None:
-            return
+            return None
         # A fleet holds the same device many times over: judge each distinct one once per page
         # size.  Everything but the slot decides the answer (IDs, layout, driver, modules).
-        key = replace(device, slot=None)
+        verdicts = self._verdicts(device_key(device), device)
+        self._count(verdicts, 1)
+        self._list(verdicts, device.slot)
+        return verdicts
+
+    def merge(self, tally: Tally, each=None) -> None:
+        """Fold in the devices of the inputs after those seen so far, read elsewhere (a Tally):
+        the same counts and lists, in the same order, as add() on each device would give.  Each
+        distinct device is judged once for the whole run (the memo add() uses), however many
+        tallies hold it.  each(input, slot, device, verdicts), if given, is called per device in
+        input order, as cmd_audit does after add()."""
+        self.inputs += len(tally.names)
+        self.failed_inputs.extend(name for name, _ in tally.failed)
+        per_device = []
+        for device, n in zip(tally.devices, tally.counts):
+            verdicts = self._verdicts(device_key(device), device)
+            self._count(verdicts, n)
+            per_device.append(verdicts)
+        listed = [any(v.broken_capability is not None or v.needs_relocation and v.any_broken
+                      for v in verdicts) for verdicts in per_device]
+        for i, slot in zip(tally.order, tally.slots):  # lists keep input order across devices
+            if listed[i]:
+                self._list(per_device[i], slot)
+        if each is not None:
+            for i, slot, name in zip(tally.order, tally.slots, tally.input_of):
+                each(tally.names[name], slot, tally.devices[i], per_device[i])
+
+    def _verdicts(self, key: tuple, device: Device) -> list[Verdict]:
+        verdicts = []
         for page in self.page_sizes:
             seen = self._memo.get((key, page))
             if seen is None:
                 if len(self._memo) >= MEMO_LIMIT:
                     self._memo.clear()
                 seen = self._memo[(key, page)] = self._judge(device, page)
-            broken_capability, needs_relocation, buckets, mined = seen
-            if mined and page == self.page_sizes[0]:
-                self.mined_devices += 1
-            if broken_capability is not None and page == self.page_sizes[0]:
-                self.broken_capabilities.append({"slot": device.slot, **broken_capability})
-            for name, (bucket, broken) in zip(self.strategies, buckets):
-                cell = self.cells[(name, page)]
-                cell.devices += 1
-                if not needs_relocation:
-                    continue
-                cell.needs_relocation += 1
-                setattr(cell, bucket, getattr(cell, bucket) + 1)
-                if broken is not None:
-                    cell.broken.append({"slot": device.slot, **broken})
+            verdicts.append(seen)
+        return verdicts
 
-    def _judge(self, device: Device, page: int) -> tuple:
-        """(broken capability or None, needs relocation, (bucket, forbid entry or None) per strategy)."""
+    def _count(self, verdicts: list[Verdict], n: int) -> None:
+        """The counters, for n copies of one device."""
+        for page, v in zip(self.page_sizes, verdicts):
+            if v.mined and page == self.page_sizes[0]:
+                self.mined_devices += n
+            needs_relocation = v.needs_relocation
+            for name, (bucket, _, _) in zip(self.strategies, v.strategies):
+                cell = self.cells[(name, page)]
+                cell.devices += n
+                if needs_relocation:
+                    cell.needs_relocation += n
+                    setattr(cell, bucket, getattr(cell, bucket) + n)
+
+    def _list(self, verdicts: list[Verdict], slot: str | None) -> None:
+        """The lists, for one device at ``slot``: its broken capability, what breaks it."""
+        for page, v in zip(self.page_sizes, verdicts):
+            if v.broken_capability is not None and page == self.page_sizes[0]:
+                self.broken_capabilities.append({"slot": slot, **v.broken_capability})
+            if v.needs_relocation and v.any_broken:
+                for name, (_, broken, _) in zip(self.strategies, v.strategies):
+                    if broken is not None:
+                        self.cells[(name, page)].broken.append({"slot": slot, **broken})
+
+    def _judge(self, device: Device, page: int) -> Verdict:
         a = answer(device, Platform(page, self.io_space), self.library)
         broken_capability = None
         if a.broken:  # the diagnosis does not depend on the host
@@ -101,8 +215,31 @@ class Audit:
         for name in self.strategies:
             row = a.recommendation if name == BARSAFE else rows.get(name)
             bucket = _bucket(row)
-            buckets.append((bucket, _broken(a, row) if bucket == "forbid" else None))
-        return broken_capability, a.needs_relocation, tuple(buckets), bool(a.mined)
+            buckets.append((bucket, _broken(a, row) if bucket == "forbid" else None,
+                            None if row is None else row.target))
+        return Verdict(broken_capability, a.needs_relocation, tuple(buckets),
+                       any(b[1] is not None for b in buckets),
+                       mined=bool(a.mined))
+
+    def record(self, name: str, slot: str | None, device: Device, verdicts: list[Verdict]) -> dict:
+        """One device as a row of `--format jsonl` / `parquet`: where it is, what it is, and per
+        page size what each strategy does with it (verdict null where no relocation is needed)."""
+        pages = {}
+        for page, v in zip(self.page_sizes, verdicts):
+            needs = v.needs_relocation
+            pages[format_size(page)] = {
+                "needs_relocation": needs,
+                "strategies": {s: {"verdict": bucket if needs else None,
+                                   "target": target if needs else None,
+                                   "rule": broken["rule"] if needs and broken else None}
+                               for s, (bucket, broken, target) in zip(self.strategies, v.strategies)},
+            }
+        driver = device.driver if device.driver not in (None, "vfio-pci", "pci-stub") else (
+            device.modules[0] if device.modules else device.driver)
+        return {"input": name, "slot": slot, "vendor": device.vendor, "device": device.device,
+                "subsystem_vendor": device.subsystem_vendor, "subsystem_device": device.subsystem_device,
+                "revision": device.revision, "driver": driver,
+                "broken_capability": verdicts[0].broken_capability is not None, "pages": pages}
 
     def result(self) -> dict:
         return {

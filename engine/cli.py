@@ -363,28 +363,79 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for name in names:
         if name not in strategies.all_names():
             raise UsageError(f"unknown strategy {name!r}; known: {', '.join(strategies.all_names())}")
+    if args.scheduler is not None and args.engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+    if args.workers is not None and (args.engine != "dask" or args.scheduler is not None):
+        raise UsageError("--workers sizes a local Dask cluster: it needs --engine dask and no --scheduler")
+    if args.format == "parquet":
+        from .report.devices import need_pyarrow
+        if not args.output:
+            raise UsageError("--format parquet writes a file: give -o FILE")
+        need_pyarrow()
     audit = Audit(library.load(answer_rule_paths(args)), pages, names, io_space=not args.no_io_space)
     inputs = list(_audit_inputs(args.inputs))
-    progress = sys.stderr.isatty()
-    for n, (name, read) in enumerate(inputs, start=1):
-        if progress:
-            print(f"\r[{n}/{len(inputs)}] {name[-60:]:60}", end="", file=sys.stderr, flush=True)
-        audit.inputs += 1
-        try:
-            devices = read()
-        except BarsafeError as exc:
-            audit.failed_inputs.append(name)
-            print(f"{'' if not progress else chr(10)}barsafe: error: {message(exc)}", file=sys.stderr)
-            continue
-        for device in devices:
-            audit.add(device)
-    if progress:
-        print(file=sys.stderr)
+    if args.format in ("jsonl", "parquet"):  # one row per device, written as the audit goes
+        return _audit_rows(args, audit, inputs)
+    _run_audit(args, audit, inputs)
     rendered = audit_report.FORMATS[args.format](audit.result())
     if args.output:
         write_output(args.output, rendered)
     else:
         sys.stdout.write(rendered)
+    return EXIT_INPUT if audit.failed_inputs else EXIT_OK
+
+
+def _run_audit(args: argparse.Namespace, audit, inputs: list, rows=None) -> None:
+    """Every input into the audit, here or on Dask (engine/fleet.py), the same way: errors
+    printed in input order, rows(input, slot, device, verdicts) called per device."""
+    progress = sys.stderr.isatty()
+    if args.engine == "dask":
+        from .fleet import Cluster
+        with Cluster(args.scheduler, args.workers) as cluster:
+            show = (lambda n, total: print(f"\r[{n}/{total} partitions]", end="", file=sys.stderr,
+                                           flush=True)) if progress else None
+            for tally in cluster.tallies([name for name, _ in inputs], show):
+                for _, error in tally.failed:
+                    print(f"{'' if not progress else chr(10)}barsafe: error: {message(error)}", file=sys.stderr)
+                audit.merge(tally, rows)
+    else:
+        for n, (name, read) in enumerate(inputs, start=1):
+            if progress:
+                print(f"\r[{n}/{len(inputs)}] {name[-60:]:60}", end="", file=sys.stderr, flush=True)
+            audit.inputs += 1
+            try:
+                devices = read()
+            except BarsafeError as exc:
+                audit.failed_inputs.append(name)
+                print(f"{'' if not progress else chr(10)}barsafe: error: {message(exc)}", file=sys.stderr)
+                continue
+            for device in devices:
+                verdicts = audit.add(device)
+                if rows is not None and verdicts is not None:
+                    rows(name, device.slot, device, verdicts)
+    if progress:
+        print(file=sys.stderr)
+
+
+def _audit_rows(args: argparse.Namespace, audit, inputs: list) -> int:
+    """--format jsonl / parquet: a row per device to -o FILE (replaced only when complete) or stdout."""
+    from contextlib import nullcontext
+
+    from .files import replacing_file
+    from .report.devices import WRITERS
+    stdout = getattr(sys.stdout, "buffer", None)
+    if not args.output:
+        sys.stdout.flush()
+    try:
+        with replacing_file(args.output) if args.output else nullcontext(stdout) as stream:
+            rows = WRITERS[args.format](audit, stream)
+            _run_audit(args, audit, inputs, rows)
+            rows.close()
+    except OSError as exc:
+        if not args.output:
+            raise
+        raise OutputError(f"cannot write {args.output}: {exc.strerror or exc}; the old file, if any,"
+                          " is unchanged") from None
     return EXIT_INPUT if audit.failed_inputs else EXIT_OK
 
 
@@ -399,6 +450,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     render = qemu_table.to_c if args.format == "c" else qemu_table.to_json
     sys.stdout.write(render(entries, conflicts, platform))
     return EXIT_OK
+
+
+def workers_arg(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 1024:
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of workers, 1..1024")
+    return int(value)
 
 
 def add_platform(p: argparse.ArgumentParser) -> None:
@@ -444,8 +501,22 @@ def add_rule_commands(sub, add_input) -> None:
                      help="comma-separated (default: qemu-rfc,reverse,extend-only,cloud-hypervisor,pve-tools,qemu,off);"
                           " barsafe's own pick is always a column")
     add_rules_options(aud)
-    aud.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table")
+    aud.add_argument("--format", choices=("table", "markdown", "json", "html", "jsonl", "parquet"),
+                     default="table",
+                     help="the report as table (default), markdown, json or html; or one row per"
+                          " device with its input: jsonl (JSON Lines) or parquet (needs pyarrow and -o)")
     aud.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    aud.add_argument("--engine", choices=("local", "dask"), default="local",
+                     help="local (default): read and judge in this process; dask: read the inputs on a"
+                          " Dask cluster, judge each distinct device once here; same report"
+                          " (pip install 'barsafe[fleet]')")
+    aud.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.1:8786, whose"
+                          " workers have barsafe and see the inputs at the same paths (default: a local"
+                          " cluster)")
+    aud.add_argument("--workers", type=workers_arg, metavar="N",
+                     help="with --engine dask and no --scheduler: worker processes of the local cluster"
+                          " (default: one per CPU)")
     aud.set_defaults(func=cmd_audit)
 
     which = sub.add_parser("which", help="the safe x-msix-relocation target for each MSI-X device")

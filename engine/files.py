@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -69,14 +70,10 @@ def read_private(dir_fd: int, name: str) -> bytes:
         os.close(fd)
 
 
-def write_atomic(name: str, data: bytes, dir_fd: int | None = None, like: os.stat_result | None = None) -> None:
-    """Replace ``name`` by ``data`` all at once: a temp file beside it, flushed, then renamed.
-
-    ``name`` is relative to ``dir_fd`` when given (the cache), else a path.  A
-    symlink at ``name`` is replaced, never followed.  With ``like`` (the old
-    file's stat) the new file keeps the old one's mode, and its owner when
-    root rewrites another user's file; otherwise it is 0644 less the umask.
-    """
+@contextmanager
+def _replacing(name: str, dir_fd: int | None, like: os.stat_result | None):
+    """A descriptor open on a new temp file beside ``name``; when the block ends without an
+    exception the file is flushed to disk and renamed over ``name``, else it is removed."""
     if dir_fd is None:
         target = Path(name)
         directory, base = str(target.parent), target.name
@@ -92,9 +89,7 @@ def write_atomic(name: str, data: bytes, dir_fd: int | None = None, like: os.sta
                     os.fchmod(fd, stat.S_IMODE(like.st_mode))
                     if os.geteuid() == 0 and (like.st_uid, like.st_gid) != (0, 0):
                         os.fchown(fd, like.st_uid, like.st_gid)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                yield fd
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -110,12 +105,38 @@ def write_atomic(name: str, data: bytes, dir_fd: int | None = None, like: os.sta
             os.close(dfd)
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """An output file the user named: the old file stays intact unless the new one is complete."""
+def write_atomic(name: str, data: bytes, dir_fd: int | None = None, like: os.stat_result | None = None) -> None:
+    """Replace ``name`` by ``data`` all at once: a temp file beside it, flushed, then renamed.
+
+    ``name`` is relative to ``dir_fd`` when given (the cache), else a path.  A
+    symlink at ``name`` is replaced, never followed.  With ``like`` (the old
+    file's stat) the new file keeps the old one's mode, and its owner when
+    root rewrites another user's file; otherwise it is 0644 less the umask.
+    """
+    with _replacing(name, dir_fd, like) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def _like(path: str | Path) -> os.stat_result | None:
     try:
         like = os.stat(path, follow_symlinks=False)
-        if not stat.S_ISREG(like.st_mode):
-            like = None
     except FileNotFoundError:
-        like = None
-    write_atomic(str(path), text.encode("utf-8"), like=like)
+        return None
+    return like if stat.S_ISREG(like.st_mode) else None
+
+
+@contextmanager
+def replacing_file(path: str | Path):
+    """A binary file object for an output the user named that is too large to hold in memory
+    (one row per device of a fleet): written as write_text_atomic writes, so ``path`` is
+    replaced only when the block ends without an exception, and never through a symlink."""
+    with _replacing(str(path), None, _like(path)) as fd:
+        with os.fdopen(fd, "wb", buffering=1 << 20, closefd=False) as stream:
+            yield stream
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """An output file the user named: the old file stays intact unless the new one is complete."""
+    write_atomic(str(path), text.encode("utf-8"), like=_like(path))
