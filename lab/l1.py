@@ -39,19 +39,27 @@ def unassign_bars(slot: str, bars: list[int]) -> str:
     """Leave BARs unassigned, as firmware and kernel do on a host without I/O port space.
 
     L1 boots with pci=nobar: at a bus scan the kernel zeroes any BAR found at address 0
-    instead of assigning it (arch/x86/pci/common.c pcibios_fixup_device_resources).  So:
-    turn off I/O and memory decoding, write 0 to the BAR, remove the device and rescan.
-    The rescanned device has a BAR of size 0, VFIO reports its region with size 0, and QEMU
-    (vfio_bar_prepare) leaves the slot empty.
+    instead of assigning it (arch/x86/pci/common.c pcibios_fixup_device_resources).  So, with
+    no driver on the device and automatic probing off: turn off its I/O and memory decoding,
+    write 0 to the BAR, remove the device and rescan.  The rescanned device has a BAR of size
+    0, VFIO reports its region with size 0, and QEMU (vfio_bar_prepare) leaves the slot empty.
     """
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True, text=True)
-    run("setpci", "-s", slot, "COMMAND=0000:0003")
-    for bar in bars:
-        run("setpci", "-s", slot, f"BASE_ADDRESS_{bar}=0")
-    (PCI / slot / "remove").write_text("1")
-    time.sleep(1)
-    Path("/sys/bus/pci/rescan").write_text("1")
-    time.sleep(2)
+    def run(*a: str) -> None:
+        subprocess.run(a, check=True, capture_output=True, text=True, timeout=60)
+    autoprobe = Path("/sys/bus/pci/drivers_autoprobe")
+    autoprobe.write_text("0")
+    try:
+        if (PCI / slot / "driver").exists():
+            (PCI / slot / "driver" / "unbind").write_text(slot)
+        run("setpci", "-s", slot, "COMMAND=0000:0003")
+        for bar in bars:
+            run("setpci", "-s", slot, f"BASE_ADDRESS_{bar}=0")
+        (PCI / slot / "remove").write_text("1")
+        time.sleep(1)
+        Path("/sys/bus/pci/rescan").write_text("1")
+        time.sleep(2)
+    finally:
+        autoprobe.write_text("1")
     return (PCI / slot / "resource").read_text()
 
 
@@ -61,36 +69,46 @@ def main() -> int:
     log: dict = {"l1_uptime_at_start": float(Path("/proc/uptime").read_text().split()[0]), "devices": {}}
     subprocess.run(["modprobe", "vfio-pci"], check=False)
     for item in plan["devices"]:
-        name = item["name"]
-        slot = child_of_port(item["index"], plan["root_port_base"])
-        entry: dict = {"slot": slot}
-        log["devices"][name] = entry
-        if slot is None:
-            entry["error"] = "device not found behind its root port"
-            continue
-        if item.get("unassign"):
-            entry["resource_after_unassign"] = unassign_bars(slot, item["unassign"])
-        lspci = subprocess.run(["lspci", "-vvvnn", "-k", "-s", slot], capture_output=True, text=True)
-        write(out / f"{name}.l1-lspci", lspci.stdout)
-        entry["bound"] = bind_vfio(slot)
-        write(out / f"{name}.l1-lspci-vfio",
-              subprocess.run(["lspci", "-vvvnn", "-k", "-s", slot], capture_output=True, text=True).stdout)
-        argv = [plan["barsafe"], "verify", slot, "--targets", ",".join(item["targets"]),
-                "--timeout", str(plan["timeout"]), "--keep-logs", str(out / f"{name}-logs")]
-        if plan.get("accel"):
-            argv += ["--accel", plan["accel"]]
-        if not item.get("text"):
-            argv.append("--json")
-        entry["command"] = "barsafe " + " ".join(argv[1:])
-        start = time.monotonic()
-        env = dict(os.environ, BARSAFE_CACHE_DIR="/tmp/barsafe-cache")
-        res = subprocess.run(argv, capture_output=True, text=True, env=env)
-        entry["seconds"] = round(time.monotonic() - start, 1)
-        entry["exit"] = res.returncode
-        write(out / (f"{name}.txt" if item.get("text") else f"{name}.json"), res.stdout)
-        write(out / f"{name}.stderr", res.stderr)
+        try:
+            one_device(item, plan, out, log)
+        except Exception as exc:  # record it and go on with the next device
+            log["devices"].setdefault(item["name"], {})["error"] = f"{type(exc).__name__}: {exc}"
+            write(out / f"{item['name']}.stderr", f"lab/l1.py: {type(exc).__name__}: {exc}\n")
+        write(out / "l1.json", json.dumps(log, indent=2))
     write(out / "l1.json", json.dumps(log, indent=2))
     return 0
+
+
+def one_device(item: dict, plan: dict, out: Path, log: dict) -> None:
+    name = item["name"]
+    slot = child_of_port(item["index"], plan["root_port_base"])
+    entry: dict = {"slot": slot}
+    log["devices"][name] = entry
+    if slot is None:
+        entry["error"] = "device not found behind its root port"
+        return
+    if item.get("unassign"):
+        entry["resource_after_unassign"] = unassign_bars(slot, item["unassign"])
+    lspci = subprocess.run(["lspci", "-vvvnn", "-k", "-s", slot], capture_output=True, text=True)
+    write(out / f"{name}.l1-lspci", lspci.stdout)
+    entry["bound"] = bind_vfio(slot)
+    write(out / f"{name}.l1-lspci-vfio",
+          subprocess.run(["lspci", "-vvvnn", "-k", "-s", slot], capture_output=True, text=True).stdout)
+    argv = [plan["barsafe"], "verify", slot, "--targets", ",".join(item["targets"]),
+            "--timeout", str(plan["timeout"]), "--keep-logs", str(out / f"{name}-logs")]
+    if plan.get("accel"):
+        argv += ["--accel", plan["accel"]]
+    if not item.get("text"):
+        argv.append("--json")
+    entry["command"] = "barsafe " + " ".join(argv[1:])
+    start = time.monotonic()
+    env = dict(os.environ, BARSAFE_CACHE_DIR="/tmp/barsafe-cache")
+    budget = len(item["targets"]) * (plan["timeout"] + 60) + 300
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=budget)
+    entry["seconds"] = round(time.monotonic() - start, 1)
+    entry["exit"] = res.returncode
+    write(out / (f"{name}.txt" if item.get("text") else f"{name}.json"), res.stdout)
+    write(out / f"{name}.stderr", res.stderr)
 
 
 if __name__ == "__main__":

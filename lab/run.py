@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,10 @@ def boot_l1(vng: str, kernel: str, devices: list[dict], out: Path, timeout: floa
     return code, time.monotonic() - start, (out / "l1-console.txt").read_text(errors="replace")
 
 
+def _terminated(signum, frame):
+    raise SystemExit(143)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help=f"the CI set: {SMOKE}")
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory", default="3G")
     ap.add_argument("--write-cases", action="store_true", help="write corpus/cases/lab-*.yaml")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)  # so `finally` ends L1's process group
 
     kernel = debian_kernel()
     reason = skip_reason(kernel)
