@@ -58,7 +58,7 @@ def case(name: str, entry: dict, summary: dict, date: str) -> dict:
     v = entry["verify"]
     lab = DEVICES[name]
     device = device_from_json(v["device"], name)
-    rec = yaml.safe_load(record.dump_all([device]))
+    rec = record.dump_all([device])
     cands = v["candidates"]
     obs = [o for o in (observation(c) for c in cands) if o]
     return {
@@ -75,7 +75,9 @@ def case(name: str, entry: dict, summary: dict, date: str) -> dict:
             "guest_kernel": v["kernel_release"],
             "lab_command": summary.get("lab_command", ""),
             "l1_command": summary.get("l1_command", ""),
-            "verify_command": entry["l1"].get("command", ""),
+            "verify_command": entry["l1"].get("command") or (  # what lab/l1.py runs
+                f"barsafe verify {v['slot']} --targets {','.join(entry['targets'])} --timeout"
+                f" {summary.get('case_timeout', 420.0)} --keep-logs OUT/{name}-logs --json"),
             "results": [{
                 "target": c["target"], "accepted": c["accepted"], "qemu_message": c["qemu_message"],
                 "layout_equal_to_simulate": c["layout_equal"],
@@ -90,6 +92,28 @@ def case(name: str, entry: dict, summary: dict, date: str) -> dict:
         },
         "sources": [f"barsafe lab run of {date}: python -m lab.run (lab/README in README.md, 'The lab')"],
     }
+
+
+def _flow(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True, sort_keys=False)
+    return text.strip().removesuffix("\n...").strip()
+
+
+def dump(data: dict) -> str:
+    """The case in the corpus's own style: the device as barsafe writes records, flow-style
+    observations, then the lab's provenance."""
+    out = [f"title: {_flow(data['title'])}", "device:"]
+    out += [f"  {line}" if line else "" for line in data["device"].rstrip("\n").split("\n")]
+    out.append(f"platform: {_flow(data['platform'])}")
+    out.append(f"hypervisor: {_flow(data['hypervisor'])}")
+    out.append(f"guest_driver: {_flow(data['guest_driver'])}")
+    out.append("observations:")
+    out += [f"  - {_flow(o)}" for o in data["observations"]]
+    lab = yaml.safe_dump({"lab": data["lab"]}, sort_keys=False, width=110, allow_unicode=True)
+    out.append(lab.rstrip("\n"))
+    out.append("sources:")
+    out += [f"  - {_flow(src)}" for src in data["sources"]]
+    return "\n".join(out) + "\n"
 
 
 def write_all(summary: dict, folder: Path) -> list[Path]:
@@ -111,6 +135,6 @@ def write_all(summary: dict, folder: Path) -> list[Path]:
             order = {t: i for i, t in enumerate(("off", "bar0", "bar1", "bar2", "bar3", "bar4", "bar5"))}
             data["observations"].sort(key=lambda o: order.get(o["strategy"], 9))
             data["lab"]["results"].sort(key=lambda r: order.get(r["target"], 9))
-        path.write_text(yaml.safe_dump(data, sort_keys=False, width=110, allow_unicode=True))
+        path.write_text(dump(data))
         written.append(path)
     return written

@@ -13,7 +13,7 @@ def collect(out: Path, devices: list[dict], l1_seconds: float, kernel: str) -> d
     plan = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else {}
     cmd = out / "l1-command.txt"
     summary = {"l1_seconds": round(l1_seconds, 1), "l1_kernel": kernel, "l1": l1, "devices": {},
-               "lab_command": plan.get("lab_command", ""),
+               "lab_command": plan.get("lab_command", ""), "case_timeout": plan.get("timeout", 420.0),
                "l1_command": cmd.read_text().strip() if cmd.is_file() else ""}
     for d in devices:
         name = d["name"]

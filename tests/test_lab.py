@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import yaml
@@ -54,12 +55,21 @@ def test_l1_is_killed_by_its_own_process_group_at_the_timeout(tmp_path):
     code, seconds, _ = run.boot_l1(str(vng), "/boot/none", [{"name": "nvme"}], tmp_path, 1, 1, "1G")
     assert code is None and seconds < 30
     child = int((tmp_path / "child").read_text())
-    state = None
-    try:
-        state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        pass
-    assert state in (None, "Z")
+    assert gone(child)
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    """Dead (or a zombie left for init to reap) within a few seconds of its SIGKILL."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def lab_out(tmp_path: Path) -> Path:

@@ -205,13 +205,19 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     assert not alive(child)
 
 
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for init to reap it is not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def alive(pid: int, within: float = 10.0) -> bool:
+    """Still running some seconds after its SIGKILL (a zombie left for init to reap is not)."""
+    import time
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.1)
+    return True
 
 
 # --- preflight on a fake sysfs ------------------------------------------------------------------
