@@ -745,7 +745,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_completion_command(sub)
     add_verify_command(sub)
     add_mine_command(sub)
+    add_schema_command(sub)
     return parser
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of one machine-readable output, as shipped (engine/schemas, docs/json-schemas.md)."""
+    from . import schemas
+    sys.stdout.write(schemas.text(args.name))
+    return EXIT_OK
+
+
+def add_schema_command(sub) -> None:
+    from .schemas import OUTPUTS
+    sch = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a machine-readable output",
+                         description="Validate barsafe's JSON with it; its version is the number in $id"
+                                     " (docs/json-schemas.md).")
+    sch.add_argument("name", choices=list(OUTPUTS), metavar="NAME",
+                     help="; ".join(f"{name}: {what}" for name, what in OUTPUTS.items()))
+    sch.set_defaults(func=cmd_schema)
 
 
 SHELLS = ("bash", "zsh", "fish")
