@@ -417,6 +417,29 @@ def bar_quirks(device: Device, target: int) -> tuple[Finding, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterSpan:
+    """Device registers at BAR ``bar`` offsets [start, end) that a driver uses, as its rule set
+    states them (`registers` statements, engine/rules): plain data, so this module needs no
+    rules.  Inside the 4K range of an MSI-X structure they break the PCIe rule the page
+    analysis otherwise relies on."""
+
+    bar: int
+    start: int
+    end: int  # exclusive
+    what: str = "registers"  # "interrupt-cause registers"
+    owner: str = ""  # who states it: the rule set, "iwlwifi"
+    cite: str = ""  # where the driver defines them: "drivers/.../iwl-csr.h:587"
+
+    def text(self, structure: str) -> str:
+        """'iwlwifi keeps interrupt-cause registers at BAR0 0x2800-0x28ff, in the 4K range of
+        the MSI-X table (iwl-csr.h:587)'."""
+        who = f"{self.owner} keeps" if self.owner else "the device keeps"
+        cite = f" ({self.cite.rsplit('/', 1)[-1]})" if self.cite else ""
+        return (f"{who} {self.what} at BAR{self.bar} {self.start:#x}-{self.end - 1:#x}, in the 4K"
+                f" range of the MSI-X {structure}{cite}")
+
+
+@dataclass(frozen=True, slots=True)
 class PageAnalysis:
     """Which host pages QEMU traps for the MSI-X table, and what else lives in them."""
 
@@ -426,30 +449,44 @@ class PageAnalysis:
     trap_start: int
     trap_end: int  # exclusive, as vfio_pci_fixup_msix_region computes it
     shared_bytes: int  # device bytes in the trapped pages outside the MSI-X 4K ranges
+    # registers stated to lie inside those 4K ranges (PCIe forbids it), in the trapped pages:
+    # each with the structure whose range it shares ("table", "PBA", "table and PBA")
+    registers: tuple[tuple[RegisterSpan, str], ...] = ()
+    register_bytes: int = 0  # their bytes in the trapped pages
 
     @property
     def needs_relocation(self) -> bool:
-        return self.shared_bytes > 0
+        return self.shared_bytes > 0 or self.register_bytes > 0
 
     @property
     def reason(self) -> str:
         span = f"{self.trap_start:#x}-{self.trap_end - 1:#x}"
         page = format_size(self.page_size)
-        if self.needs_relocation:
+        stated = "; ".join(r.text(structure) for r, structure in self.registers)
+        if self.shared_bytes > 0:
+            shared = (f"with {page} pages QEMU traps BAR{self.table_bar} {span} for the MSI-X table;"
+                      f" {format_size(self.shared_bytes)} of it lies outside the 4K ranges of the"
+                      f" MSI-X structures (where device registers may live), so accesses there trap")
+            return f"{shared}; and {stated}, accesses to them trap as well" if stated else shared
+        if stated:
             return (f"with {page} pages QEMU traps BAR{self.table_bar} {span} for the MSI-X table;"
-                    f" {format_size(self.shared_bytes)} of it lies outside the 4K ranges of the"
-                    f" MSI-X structures (where device registers may live), so accesses there trap")
+                    f" {stated}, where PCIe allows only MSI-X structures, so accesses to them trap")
         return (f"with {page} pages the trapped range BAR{self.table_bar} {span} holds only the"
                 f" 4K ranges of the MSI-X structures")
 
 
 def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform,
-                  device_backed: int | None = None) -> PageAnalysis:
+                  device_backed: int | None = None,
+                  registers: tuple[RegisterSpan, ...] = ()) -> PageAnalysis:
     """vfio_pci_fixup_msix_region's arithmetic: [table & page_mask, page_align(table end)).
 
     ``device_backed`` is how much of the table's BAR is the device's own space:
     all of it natively; after relocation only the BAR's original size, since
     QEMU backs the added part with MSI-X emulation alone.
+
+    ``registers`` are registers a driver's rules place inside the 4K ranges of the MSI-X
+    structures: a device that breaks the PCIe rule.  Those in the trapped pages count as
+    shared with the table like any byte outside the 4K ranges.
     """
     page = platform.page_size
     start = align_down(msix.table_offset, page)
@@ -458,12 +495,29 @@ def analyse_pages(bars: tuple[Bar, ...], msix: Msix, platform: Platform,
     bar_size = bar.size if bar is not None else 0
     backed = bar_size if device_backed is None else device_backed
     limit = min(end, backed) if (bar_size or device_backed is not None) else end
-    spans = [_unit_span(msix.table_offset, msix.table_bytes)]
+    table_unit = _unit_span(msix.table_offset, msix.table_bytes)
+    spans = [table_unit]
+    pba_unit = None
     if msix.pba_bar == msix.table_bar:
-        spans.append(_unit_span(msix.pba_offset, msix.pba_bytes))
+        pba_unit = _unit_span(msix.pba_offset, msix.pba_bytes)
+        spans.append(pba_unit)
     covered = max(0, limit - start)
     reserved = _union_overlap(start, limit, spans)
-    return PageAnalysis(page, msix.table_bar, bar_size, start, end, covered - reserved)
+    stated: list[tuple[RegisterSpan, str]] = []
+    inside: list[tuple[int, int]] = []  # parts of stated registers in trapped MSI-X ranges
+    for r in registers:
+        if r.bar != msix.table_bar:
+            continue
+        lo, hi = max(r.start, start), min(r.end, limit)
+        shares = [name for name, unit in (("table", table_unit), ("PBA", pba_unit))
+                  if unit is not None and max(lo, unit[0]) < min(hi, unit[1])]
+        if not shares:
+            continue
+        stated.append((r, " and ".join(shares)))
+        inside += [(max(lo, a), min(hi, b)) for a, b in spans if max(lo, a) < min(hi, b)]
+    register_bytes = _union_overlap(start, limit, inside) if inside else 0
+    return PageAnalysis(page, msix.table_bar, bar_size, start, end, covered - reserved,
+                        tuple(stated), register_bytes)
 
 
 def _unit_span(offset: int, length: int) -> tuple[int, int]:

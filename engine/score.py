@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from . import strategies
 from .memo import same_arguments_as_last_call
 from .model import Device, Platform
-from .relocate import (Finding, Layout, MsixDiagnosis, Outcome, PageAnalysis, analyse_pages,
-                       diagnose_msix, visible_bars)
+from .relocate import (Finding, Layout, MsixDiagnosis, Outcome, PageAnalysis, RegisterSpan,
+                       analyse_pages, diagnose_msix, visible_bars)
 from .rules.compile import Candidate, Violation
 from .rules.library import Ruleset
 
@@ -176,6 +176,12 @@ def choose_rules(device: Device, library) -> tuple[list[Ruleset], tuple[str, ...
     return [generic], ("generic",), (reason,)
 
 
+def stated_registers(rulesets: list[Ruleset]) -> tuple[RegisterSpan, ...]:
+    """Registers the matched rule sets place beside the MSI-X structures (`registers`
+    statements): the page analysis counts them as device registers in the trapped pages."""
+    return tuple(dict.fromkeys(r for rs in rulesets for r in rs.registers))
+
+
 def answer(device: Device, platform: Platform, library) -> Answer:
     """Every candidate for one MSI-X device, and the one to recommend (README "Choosing");
     `mined` names the matched rule sets that are mined, not reviewed."""
@@ -196,7 +202,8 @@ def _answer(device: Device, platform: Platform, library) -> Answer:
         why = (f"the MSI-X capability is broken ({diagnosis.reason}): the host cannot use the device's"
                f" MSI-X table, so no x-msix-relocation target can help")
         return Answer(device, platform, names, reasons, None, False, tuple(rows), None, why, diagnosis)
-    pages = analyse_pages(visible_bars(device, platform), device.msix, platform)
+    pages = analyse_pages(visible_bars(device, platform), device.msix, platform,
+                          registers=stated_registers(rulesets))
     off = rows[0]
     needs = pages.needs_relocation or not off.judgement.outcome.ok
     targets = [r for r in rows[1:len(QEMU_CANDIDATES)] if r.verdict in ("safe", "warn")]

@@ -316,7 +316,8 @@ def example_items(draw) -> tuple[list[str], ast.ExampleItem]:
 def statements(draw, roles: list[str]) -> tuple[list[str], ast.Statement, bool]:
     """(tokens, AST, whether comments may go between its tokens)."""
     kind = draw(st.sampled_from(["ruleset", "describe", "source", "include", "driver", "module",
-                                 "id", "class", "role", "rule", "rule", "rule", "example", "example"]))
+                                 "id", "class", "registers", "role", "rule", "rule", "rule", "example",
+                                 "example"]))
     if kind == "ruleset":
         name = draw(names)
         return ["ruleset", name], ast.Ruleset(name), False
@@ -353,6 +354,16 @@ def statements(draw, roles: list[str]) -> tuple[list[str], ast.Statement, bool]:
             mtoken, mask = draw(hexes(4))
             return ["match", "class", token, "mask", mtoken], ast.MatchClass(value, mask), False
         return ["match", "class", token], ast.MatchClass(value), False
+    if kind == "registers":
+        bar = draw(st.integers(0, 5))
+        (low_token, low), (high_token, high) = draw(hexes(6)), draw(hexes(6))
+        pieces, what = draw(texts())
+        tokens = ["registers", f"bar{bar}", low_token, "..", high_token, *pieces]
+        cite = None
+        if draw(st.booleans()):
+            cite_pieces, cite = draw(texts(2))
+            tokens += ["cite", *cite_pieces]
+        return tokens, ast.Registers(bar, low, high, what, cite), False
     if kind == "role":
         name = draw(names)
         sel = draw(st.sampled_from(["fixed", "ordinal", "ordinal", "largest", "msix"]))

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check every rule file's `source "FILE:LINE" function NAME` against a Linux tree.
+"""Check every rule file's `source "FILE:LINE" function NAME` (and `registers ... cite
+"FILE:LINE"`) against a Linux tree.
 
     python tools/verify_citations.py /path/to/linux [rules/]
 
@@ -43,6 +44,23 @@ def check_citation(tree: Path, where: str, function: str) -> str | None:
     return f"{where}: not inside {function} (no top-level definition of it above the line)"
 
 
+def check_cite(tree: Path, where: str) -> str | None:
+    """A `registers ... cite "FILE:LINE"`: the line exists and defines something (not blank,
+    not a comment alone), e.g. the header's #define of the first register."""
+    path, _, line_text = where.rpartition(":")
+    file = tree / path
+    if not file.is_file():
+        return f"{path}: no such file in the tree"
+    lines = file.read_text(errors="replace").split("\n")
+    line = int(line_text)
+    if not 0 < line <= len(lines):
+        return f"{where}: the file has {len(lines)} lines"
+    text = lines[line - 1].strip()
+    if not text or text.startswith(("/*", "*", "//")):
+        return f"{where}: a blank or comment line, not a definition"
+    return None
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__)
@@ -58,6 +76,14 @@ def main() -> int:
             if problem:
                 problems += 1
                 print(f"{rule_path}:{source.span.line}: {problem}")
+        for registers in f.of(ast.Registers):
+            if registers.cite is None:
+                continue
+            checked += 1
+            problem = check_cite(tree, registers.cite.value)
+            if problem:
+                problems += 1
+                print(f"{rule_path}:{registers.span.line}: {problem}")
     print(f"{checked} citations checked, {problems} problems")
     return 1 if problems else 0
 

@@ -314,6 +314,19 @@ class MatchClass(Node):
 Match = Union[MatchDriver, MatchModule, MatchId, MatchClass]
 
 
+class Registers(Node):
+    """`registers bar0 0x2800..0x28ff "what" cite "FILE:LINE"`: device registers the driver
+    uses at these BAR offsets (``end`` inclusive).  Inside the 4K range of an MSI-X structure
+    they break the PCIe rule the page analysis relies on, so QEMU's trapped page holds them."""
+
+    bar: int
+    start: int
+    end: int
+    what: Text
+    cite: Text | None = None
+    span: Span = NO_SPAN
+
+
 class Role(Node):
     name: str
     selector: Selector
@@ -389,7 +402,7 @@ class Example(Node):
 
 
 Statement = Union[Ruleset, Status, Describe, Source, Include, MatchDriver, MatchModule, MatchId,
-                  MatchClass, Role, Rule, Example]
+                  MatchClass, Registers, Role, Rule, Example]
 
 
 class Comment(Node):
@@ -429,6 +442,10 @@ class RuleFile(Node, uncompared=("path", "comments")):
     @property
     def matches(self) -> list:
         return self.of(MatchDriver, MatchModule, MatchId, MatchClass)
+
+    @property
+    def registers(self) -> list[Registers]:
+        return self.of(Registers)
 
     @property
     def examples(self) -> list[Example]:

@@ -25,7 +25,7 @@ _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefet
 RESERVED = {"status", "device", "id", "revision", "second", "third", "with", "unknown", "ruleset", "describe", "source", "include", "match", "role", "rule", "example",
             "require", "when", "else", "forbid", "warn", "native", "not", "and", "or", "bar", "size", "in", "is", "stays", "unchanged", "end",
             "no", "added", "below", "extended", "count", "first", "last", "largest", "msix",
-            "memory", "io", "64bit", "32bit", "prefetchable", "implemented"}
+            "memory", "io", "64bit", "32bit", "prefetchable", "implemented", "registers", "cite"}
 
 
 _LISTED = 12  # role names listed in an "unknown role" error
@@ -34,7 +34,7 @@ _LISTED = 12  # role names listed in an "unknown role" error
 # rule, and texts in every report of a device the rule set covers.
 NAME_MAX = 64  # rule set, role and rule names, `match driver/module` names, source functions
 TEXT_MAX = {"describe": 2000, "message": 2000, "example title": 200, "source": 500,
-            "kernel": 64}
+            "kernel": 64, "registers": 200, "cite": 500}
 
 
 def _cut(name: str) -> str:
@@ -57,6 +57,7 @@ def check(rule_file: ast.RuleFile, stem: str | None = None,
 
     _check_lengths(rule_file, err)
     _check_header(rule_file, stem, err)
+    _check_registers(rule_file, err)
     roles = _check_roles(rule_file, err)
     _check_rules(rule_file, roles, err)
     _check_examples(rule_file, err, roots)
@@ -77,6 +78,8 @@ def _check_lengths(f: ast.RuleFile, err) -> None:
             texts.append(("message", s.message))
         elif isinstance(s, ast.Example):
             texts.append(("example title", s.title))
+        elif isinstance(s, ast.Registers):
+            texts += [("registers", s.what)] + ([("cite", s.cite)] if s.cite else [])
         elif isinstance(s, ast.Source):
             texts += [("source", s.where)] + ([("kernel", s.kernel)] if s.kernel else [])
             if s.function is not None:
@@ -126,6 +129,27 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
     for m in f.of(ast.MatchClass):
         if m.value > 0xFFFF or (m.mask is not None and m.mask > 0xFFFF):
             err(m, "class is base class and subclass, 16 bits (e.g. 0x0107)")
+
+
+def _check_registers(f: ast.RuleFile, err) -> None:
+    """`registers bar0 0x2800..0x28ff "what" cite "FILE:LINE"`: a range, a description, a citation."""
+    seen: dict[tuple[int, int, int], ast.Registers] = {}
+    for r in f.registers:
+        if r.start > r.end:
+            err(r, f"empty range {r.start:#x}..{r.end:#x}: write the lower offset first")
+        if not r.what.value.strip():
+            err(r, "registers need a description: say what they are (\"interrupt-cause registers\")")
+        if r.cite is None:
+            err(r, "registers need 'cite \"FILE:LINE\"': where the driver defines them (e.g. the"
+                   " header's #define)")
+        elif not _SOURCE_RE.match(r.cite.value):
+            err(r.cite if r.cite.span is not ast.NO_SPAN else r,
+                f"cite {quoted(r.cite.value)} must be 'path/file.h:LINE'")
+        key = (r.bar, r.start, r.end)
+        if key in seen:
+            err(r, f"registers bar{r.bar} {r.start:#x}..{r.end:#x} already stated at line"
+                   f" {seen[key].span.line}")
+        seen.setdefault(key, r)
 
 
 def _check_roles(f: ast.RuleFile, err) -> dict[str, ast.Role]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..model import Bar, BarKind, Device, Platform
-from ..relocate import Layout
+from ..relocate import Layout, RegisterSpan
 from ..units import format_size
 from . import ast
 
@@ -180,6 +180,7 @@ class CompiledFile:
     path: str
     roles: dict[str, ast.Selector]
     rules: tuple[CompiledRule, ...]
+    registers: tuple[RegisterSpan, ...] = ()  # `registers` statements, for the page analysis
 
     def evaluate(self, candidate: Candidate, trace: list[str] | None = None) -> list[Violation]:
         out = []
@@ -482,7 +483,11 @@ def compile_file(rule_file: ast.RuleFile) -> CompiledFile:
                                compiler.cond(r.guard) if r.guard is not None else None,
                                compiler.cond(r.cond), r, f"{r.span.path}:{r.span.line}")
                   for r in rule_file.rules)
-    return CompiledFile(rule_file.name or "?", rule_file.path, roles, rules)
+    name = rule_file.name or "?"
+    registers = tuple(RegisterSpan(r.bar, r.start, r.end + 1, r.what.value, name,
+                                   r.cite.value if r.cite is not None else "")
+                      for r in rule_file.registers)
+    return CompiledFile(name, rule_file.path, roles, rules, registers)
 
 
 def inline_device(example: ast.Example) -> Device:

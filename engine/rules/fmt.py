@@ -15,7 +15,7 @@ INDENT = "    "
 
 _GROUP = {ast.Ruleset: "head", ast.Status: "head", ast.Describe: "head", ast.Source: "head", ast.Include: "include",
           ast.MatchDriver: "match", ast.MatchModule: "match", ast.MatchId: "match",
-          ast.MatchClass: "match", ast.Role: "role", ast.Rule: "rule", ast.Example: "example"}
+          ast.MatchClass: "match", ast.Registers: "registers", ast.Role: "role", ast.Rule: "rule", ast.Example: "example"}
 
 
 def quote(text: str) -> str:
@@ -155,6 +155,13 @@ def statement_lines(s: ast.Statement, comments: "_Comments") -> list[str]:
         return [f"match id {_id(s.vendor, s.device)}{sub}"]
     if isinstance(s, ast.MatchClass):
         return [f"match class {s.value:#06x}" + (f" mask {s.mask:#06x}" if s.mask is not None else "")]
+    if isinstance(s, ast.Registers):
+        pieces = text_lines(s.what)
+        lines = [f"registers bar{s.bar} {s.start:#x}..{s.end:#x} {pieces[0]}"]
+        lines += [f"{INDENT}{p}" for p in pieces[1:]]
+        if s.cite is not None:
+            lines.append(f"{INDENT}cite {quote(s.cite.value)}")
+        return lines
     if isinstance(s, ast.Role):
         return [f"role {s.name} = {selector(s.selector)}"]
     if isinstance(s, ast.Rule):

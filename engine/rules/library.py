@@ -25,7 +25,7 @@ from .compile import Candidate, CompiledFile, Violation, compile_file, ids_match
 from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = RULES
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 class Ruleset:
@@ -53,6 +53,11 @@ class Ruleset:
     @property
     def rules(self) -> list:
         return [rule for part in self.parts for rule in part.rules]
+
+    @property
+    def registers(self) -> tuple:
+        """Registers its files state (`registers`): RegisterSpans for the page analysis."""
+        return tuple(dict.fromkeys(r for part in self.parts for r in part.registers))
 
     def evaluate(self, candidate: Candidate, trace: list[str] | None = None) -> list[Violation]:
         out: list[Violation] = []

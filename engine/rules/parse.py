@@ -19,7 +19,8 @@ from ..units import parse_size
 from . import ast
 
 from .parse_paths import GRAMMAR
-STATEMENT_KEYWORDS = ("ruleset", "status", "describe", "source", "include", "match", "role", "rule", "example")
+STATEMENT_KEYWORDS = ("ruleset", "status", "describe", "source", "include", "match", "registers", "role",
+                      "rule", "example")
 # A string literal, as the grammar's STRING: unrolled and possessive, so a long string is one
 # linear scan (the "(a|b)*" form made re keep state for every character).
 _STRING_RE = re.compile(r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"')
@@ -166,6 +167,12 @@ class _ToAst(Transformer):
     def match_class(self, meta, items):
         mask = _int(items[1]) if len(items) > 1 else None
         return ast.MatchClass(_int(items[0]), mask, self._span(meta))
+
+    @v_args(meta=True)
+    def registers(self, meta, items):
+        bar, start, end, what = int(str(items[0])[3:]), _int(items[1]), _int(items[2]), items[3]
+        cite = items[4] if len(items) > 4 else None
+        return ast.Registers(bar, start, end, what, cite, self._span(meta))
 
     @v_args(meta=True)
     def role(self, meta, items):

@@ -1,0 +1,202 @@
+"""Language extensions rule authors asked for (`TODO(language)` in rules/): registers beside the
+MSI-X structures, a class with its programming interface, an ID with a class, ID ranges.
+
+Each: parse, fmt round trip, check errors, and what the engine does with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.model import Bar, BarKind, Device, Msix, Platform
+from engine.relocate import RegisterSpan, analyse_pages
+from engine.rules import ast, library
+from engine.rules.check import check
+from engine.rules.fmt import fmt
+from engine.rules.parse import parse
+from engine.score import answer
+from engine.sources import load
+
+ROOT = Path(__file__).resolve().parents[1]
+AX210 = ROOT / "corpus/devices/linuxhw/8086-2725-iwlwifi-7f733e.yaml"
+KiB = 1024
+X86 = Platform(4 * KiB)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return library.load(use_cache=False)
+
+
+def check_messages(text: str, stem: str = "t") -> list[tuple[int, str]]:
+    return [(e.location.line, e.message) for e in check(parse(text, f"{stem}.rules"), stem)]
+
+
+def round_trips(text: str) -> str:
+    f = parse(text, "t.rules")
+    out = fmt(f)
+    again = parse(out, "t.rules")
+    assert again.statements == f.statements
+    assert fmt(again) == out
+    return out
+
+
+def make_library(tmp_path: Path, files: dict[str, str]) -> library.Library:
+    for name, body in files.items():
+        (tmp_path / f"{name}.rules").write_text(f"ruleset {name}\n{body}")
+    return library.load([tmp_path], use_cache=False)
+
+
+# --- registers beside the MSI-X structures ---------------------------------------------------
+
+CITE = 'cite "drivers/net/wireless/intel/iwlwifi/iwl-csr.h:587"'
+
+
+def test_registers_parse_to_their_node_and_print_canonically():
+    f = parse(f'ruleset t\nregisters  bar0 0x2800 .. 0x28FF "interrupt-cause" " registers" {CITE}\n',
+              "t.rules")
+    (r,) = f.registers
+    assert (r.bar, r.start, r.end, r.what.value) == (0, 0x2800, 0x28FF, "interrupt-cause registers")
+    assert r.cite.value.endswith("iwl-csr.h:587") and r.span.line == 2
+    assert round_trips(fmt(f)) == (
+        'ruleset t\n\nregisters bar0 0x2800..0x28ff "interrupt-cause"\n    " registers"\n'
+        f"    {CITE}\n")
+
+
+def test_registers_keep_a_comment_and_round_trip():
+    out = round_trips(f'ruleset t\n# why\nregisters bar2 0x0..0x7 "doorbell"  # note\n    {CITE}\n')
+    assert "# why" in out and "# note" in out
+
+
+@pytest.mark.parametrize("line, message", [
+    ('registers bar0 0x28ff..0x2800 "x" ' + CITE, "empty range 0x28ff..0x2800: write the lower offset first"),
+    ('registers bar0 0x2800..0x28ff "  " ' + CITE,
+     'registers need a description: say what they are ("interrupt-cause registers")'),
+    ('registers bar0 0x2800..0x28ff "x"',
+     "registers need 'cite \"FILE:LINE\"': where the driver defines them (e.g. the header's #define)"),
+    ('registers bar0 0x2800..0x28ff "x" cite "iwl-csr.h"', "cite 'iwl-csr.h' must be 'path/file.h:LINE'"),
+    ('registers bar0 0x2800..0x28ff "' + "x" * 201 + '" ' + CITE,
+     "registers text is 201 characters long; at most 200"),
+])
+def test_check_rejects_bad_registers(line, message):
+    assert check_messages(f"ruleset t\n{line}\n") == [(2, message)]
+
+
+def test_check_rejects_the_same_registers_twice():
+    text = f'ruleset t\nregisters bar0 0x10..0x1f "a" {CITE}\nregisters bar0 0x10..0x1f "b" {CITE}\n'
+    assert check_messages(text) == [(3, "registers bar0 0x10..0x1f already stated at line 2")]
+
+
+@pytest.mark.parametrize("word", ["registers", "cite"])
+def test_the_new_keywords_are_reserved_role_names(word):
+    assert check_messages(f"ruleset t\nrole {word} = bar0\n") == [
+        (2, f"'{word}' is a reserved word; choose another role name")]
+
+
+def test_a_registers_line_starts_a_statement():
+    f = parse(f'ruleset t\nrole regs = bar0\nregisters bar0 0x0..0xf "x"\n  {CITE}\n'
+              'rule r:\n    require regs stays\n    else warn "m"\n', "t.rules")
+    assert [type(s).__name__ for s in f.statements] == ["Ruleset", "Role", "Registers", "Rule"]
+
+
+def test_syntax_error_in_registers_is_reported_at_the_token():
+    with pytest.raises(Exception) as info:
+        parse('ruleset t\nregisters bar6 0x0..0xf "x"\n', "t.rules")
+    (error,) = info.value.errors
+    assert (error.location.line, error.location.column) == (2, 11)
+
+
+IWL = Device("03:00.0", vendor=0x8086, device=0x2725, bars=(Bar(0, BarKind.MEM64, 16 * KiB),),
+             msix=Msix(16, 0, 0x2000, 0, 0x3000))
+CAUSES = RegisterSpan(0, 0x2800, 0x2900, "interrupt-cause registers", "iwlwifi",
+                      "drivers/net/wireless/intel/iwlwifi/iwl-csr.h:587")
+
+
+def test_page_analysis_counts_stated_registers_inside_the_msix_4k_range():
+    plain = analyse_pages(IWL.bars, IWL.msix, X86)
+    assert not plain.needs_relocation and plain.register_bytes == 0
+    pages = analyse_pages(IWL.bars, IWL.msix, X86, registers=(CAUSES,))
+    assert (pages.trap_start, pages.trap_end, pages.shared_bytes) == (0x2000, 0x3000, 0)
+    assert pages.register_bytes == 0x100 and pages.needs_relocation
+    assert pages.registers == ((CAUSES, "table"),)
+    assert pages.reason == (
+        "with 4K pages QEMU traps BAR0 0x2000-0x2fff for the MSI-X table; iwlwifi keeps"
+        " interrupt-cause registers at BAR0 0x2800-0x28ff, in the 4K range of the MSI-X table"
+        " (iwl-csr.h:587), where PCIe allows only MSI-X structures, so accesses to them trap")
+
+
+def test_page_analysis_ignores_stated_registers_it_does_not_trap():
+    other_bar = RegisterSpan(2, 0x2800, 0x2900)
+    untrapped = RegisterSpan(0, 0x3800, 0x3900)  # the PBA's 4K range, not in the table's page
+    outside = RegisterSpan(0, 0x0, 0x100)
+    pages = analyse_pages(IWL.bars, IWL.msix, X86, registers=(other_bar, untrapped, outside))
+    assert not pages.needs_relocation and pages.registers == ()
+
+
+def test_page_analysis_with_large_pages_names_registers_beside_the_shared_bytes():
+    pages = analyse_pages(IWL.bars, IWL.msix, Platform(64 * KiB), registers=(CAUSES,))
+    assert pages.shared_bytes == 8 * KiB and pages.register_bytes == 0x100
+    assert pages.reason.endswith("in the 4K range of the MSI-X table (iwl-csr.h:587), accesses to"
+                                 " them trap as well")
+
+
+def test_registers_sharing_the_table_and_pba_range_say_so():
+    """The Coral Edge TPU: table 0x46800 and PBA 0x46068 in one 4K range of BAR2."""
+    coral = Device(None, bars=(Bar(0, BarKind.MEM64, 16 * KiB), Bar(2, BarKind.MEM64, 1024 * KiB)),
+                   msix=Msix(128, 2, 0x46800, 2, 0x46068))
+    regs = RegisterSpan(2, 0x46000, 0x46060, "interrupt registers")
+    pages = analyse_pages(coral.bars, coral.msix, X86, registers=(regs, regs))
+    assert pages.register_bytes == 0x60
+    assert pages.registers[0][1] == "table and PBA"
+    assert "the device keeps interrupt registers at BAR2 0x46000-0x4605f, in the 4K range of the" \
+           " MSI-X table and PBA, where" in pages.reason
+
+
+def test_which_says_relocation_is_needed_for_iwlwifi_at_4k(lib):
+    a = answer(load(str(AX210))[0], X86, lib)
+    assert a.rulesets == ("iwlwifi",) and a.needs_relocation
+    assert "iwlwifi keeps MSI-X interrupt-cause, mask and IVAR registers at BAR0 0x2800-0x28ff," \
+           " in the 4K range of the MSI-X table (iwl-csr.h:587)" in a.why
+    assert a.recommendation.strategy != "off" and a.recommendation.target is not None
+    assert a.recommendation.verdict == "safe" and a.fallback is None
+
+
+def test_which_text_for_iwlwifi_at_4k(capsys):
+    assert main(["which", str(AX210), "--page-size", "4K"]) == 0
+    out = capsys.readouterr().out
+    assert "  relocation needed: with 4K pages QEMU traps BAR0 0x2000-0x2fff for the MSI-X table;" \
+           " iwlwifi keeps MSI-X interrupt-cause" in out
+    assert "recommendation: bar5 (safe, +4K MMIO)" in out
+
+
+def test_a_ruleset_collects_registers_from_its_includes(tmp_path):
+    lib = make_library(tmp_path, {
+        "base": f'registers bar0 0x2800..0x28ff "causes" {CITE}\n',
+        "drv": 'include "base.rules"\nsource "d.c:1" function f kernel "6.12"\nmatch id 8086:2725\n'
+               f'registers bar0 0x2800..0x28ff "causes" {CITE}\n',
+    })
+    regs = lib.rulesets["drv"].registers
+    assert [(r.owner, r.start, r.end, r.what) for r in regs] == [
+        ("drv", 0x2800, 0x2900, "causes"), ("base", 0x2800, 0x2900, "causes")]
+    assert lib.rulesets["drv"].parts[0].registers[0].cite.endswith("iwl-csr.h:587")
+
+
+def test_verify_citations_checks_register_cites(tmp_path):
+    spec = importlib.util.spec_from_file_location("verify_citations", ROOT / "tools/verify_citations.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    (tmp_path / "h.h").write_text("/* x */\n#define REG 0x2800\n\n")
+    assert tool.check_cite(tmp_path, "h.h:2") is None
+    assert "comment" in tool.check_cite(tmp_path, "h.h:1")
+    assert "blank" in tool.check_cite(tmp_path, "h.h:3")
+    assert "lines" in tool.check_cite(tmp_path, "h.h:9")
+    assert "no such file" in tool.check_cite(tmp_path, "g.h:1")
