@@ -189,12 +189,23 @@ def answer_rule_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .rules import library
-    lib = library.load(rule_paths(args.paths), use_cache=False)
-    rules = sum(len(rs.file.rules) for rs in lib.rulesets.values())
-    examples = sum(len(rs.file.examples) for rs in lib.rulesets.values())
-    print(f"ok: {len(lib.files)} rule files, {rules} rules, {examples} examples")
-    return EXIT_OK
+    """Errors exit 2; warnings print but exit 0, or 1 with --strict."""
+    from .rules.lint import lint
+    found = lint(rule_paths(args.paths))
+    shown = diagnostics.diagnostics_of(found.diagnostics)
+    if args.format == "json":
+        print(diagnostics.render_json(shown))
+    elif args.format == "sarif":
+        print(diagnostics.render_sarif(shown, __version__))
+    else:
+        if shown:
+            print(diagnostics.render_text(shown, source_line), file=sys.stderr)
+        if not found.errors:
+            warned = f", {diagnostics.summary(shown)}" if shown else ""
+            print(f"ok: {found.files} rule files, {found.rules} rules, {found.examples} examples{warned}")
+    if found.errors:
+        return EXIT_INPUT
+    return EXIT_NO if (args.strict and found.warnings) else EXIT_OK
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -216,17 +227,41 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             continue
         if formatted != original:
             changed.append(path)
-            if not args.check:
+            if args.diff:
+                sys.stdout.write(_escaped_diff(original, formatted, str(path)))
+            elif not args.check:
                 # rule_files() kept every file inside its root; a symlink there is written through
                 write_output(path.resolve(), formatted)
     if errors:
         raise RuleErrors(errors)
+    if args.diff:
+        if changed:
+            print(f"{len(changed)} rule file(s) would be reformatted", file=sys.stderr)
+        return EXIT_NO if changed else EXIT_OK
     verb = "would reformat" if args.check else "reformatted"
     for path in changed:
         print(f"{verb} {path}")
     if not changed:
         print("all rule files are formatted")
     return EXIT_NO if (args.check and changed) else EXIT_OK
+
+
+def _escaped_diff(original: str, formatted: str, path: str) -> str:
+    """What fmt would change, as a unified diff naming the file on both sides (`patch -p0`
+    applies it).  Rule text is input: a control character in it (a string or a comment may
+    hold one) is shown escaped, tabs kept, so the diff cannot drive the terminal; a file
+    without such characters gives a diff `patch` applies as it is."""
+    import difflib
+    lines = difflib.unified_diff(original.splitlines(keepends=True),
+                                 formatted.splitlines(keepends=True),
+                                 fromfile=printable(path), tofile=printable(path))
+    out = []
+    for line in lines:
+        body, newline = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        out.append("\t".join(message(part, sys.maxsize) for part in body.split("\t")) + newline)
+        if not newline:  # the file's last line had no newline
+            out.append("\n\\ No newline at end of file\n")
+    return "".join(out)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -534,12 +569,19 @@ def add_rule_commands(sub, add_input) -> None:
     check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")
     check.add_argument("paths", nargs="*", metavar="PATH",
                        help="rule files or directories (default: the shipped rules/)")
+    check.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                       help="text (stderr, with the source line), json (a list of diagnostics)"
+                            " or sarif (SARIF 2.1.0, for code scanning); json and sarif go to stdout")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 when there are warnings (errors always exit 2)")
     check.set_defaults(func=cmd_check)
 
     fmt = sub.add_parser("fmt", help="rewrite rule files in canonical form (comments kept)")
     fmt.add_argument("paths", nargs="*", metavar="PATH",
                      help="rule files or directories to format in place (default: the shipped rules/)")
     fmt.add_argument("--check", action="store_true", help="only list files that need formatting; exit 1 if any")
+    fmt.add_argument("--diff", action="store_true",
+                     help="print what would change as a unified diff, write nothing; exit 1 if anything would")
     fmt.set_defaults(func=cmd_fmt)
 
     test = sub.add_parser("test", help="run the examples the rule files carry")

@@ -47,7 +47,22 @@ class OutputError(BarsafeError):
 
 
 class RuleError(BarsafeError):
-    """One problem in a rule file, at a place (line and column)."""
+    """One problem in a rule file, at a place (line and column).
+
+    A diagnostic as data (engine/report/diagnostics.py renders it as text, JSON or SARIF):
+    ``end`` is (line, column) just past the span it is about, when known; ``hint`` says what
+    to do (a did-you-mean); ``code`` names the kind of problem (stable: tools filter on it);
+    ``severity`` is "error" or "warning" (a warning never stops a rule file from loading)."""
+
+    def __init__(self, message: str, location: Location | None = None, *,
+                 end: tuple[int, int] | None = None, hint: str | None = None,
+                 code: str = "check", severity: str = "error"):
+        super().__init__(message, location)
+        self.end, self.hint, self.code, self.severity = end, hint, code, severity
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class RuleErrors(BarsafeError):

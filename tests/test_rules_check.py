@@ -243,7 +243,7 @@ def test_example_without_expect():
 
 
 def test_example_with_device_and_inline_bars():
-    text = ('ruleset t\nexample "e" {\n    device "d.yaml"\n    bar0 mem32 4K\n'
+    text = ('ruleset t\nexample "e" {\n    device "seed/lsi-sas3008-1000-0097.yaml"\n    bar0 mem32 4K\n'
             '    msix 1 table bar0 0x0 pba bar0 0x800\n    expect off safe\n}\n')
     assert problems(text) == [
         (2, "an example takes either 'device \"FILE\"' or inline 'id'/'revision'/'bar'/'msix' lines, not both")]
@@ -255,14 +255,14 @@ def test_inline_example_needs_msix():
 
 
 def test_second_expectation_and_platform():
-    text = ('ruleset t\nexample "e" {\n    device "d.yaml"\n    platform 4K\n    platform 64K\n'
+    text = ('ruleset t\nexample "e" {\n    device "seed/lsi-sas3008-1000-0097.yaml"\n    platform 4K\n    platform 64K\n'
             '    expect bar1 safe\n    expect bar1 warn\n}\n')
     assert problems(text) == [(5, "one 'platform' line per example"), (7, "second expectation for bar1")]
 
 
 def test_unknown_strategy_is_a_syntax_error():
     with pytest.raises(RuleErrors) as info:
-        parse('ruleset t\nexample "e" {\n    device "d.yaml"\n    expect bar6 safe\n}\n', "t.rules")
+        parse('ruleset t\nexample "e" {\n    device "seed/lsi-sas3008-1000-0097.yaml"\n    expect bar6 safe\n}\n', "t.rules")
     (e,) = info.value.errors
     assert "unexpected 'bar6'" in e.message and "a strategy" in e.message
     assert (e.location.line, e.location.column) == (4, 12)
@@ -272,7 +272,7 @@ def test_unknown_strategy_reaching_check():
     # The grammar already limits strategies; check() guards the AST built by other means.
     span = ast.Span("t.rules", 4, 5, 4, 20)
     f = ast.RuleFile("t.rules", (ast.Ruleset("t"), ast.Example(
-        ast.Text("e"), (ast.ExampleDevice(ast.Text("d.yaml")), ast.Expect("bar9", "safe", span)))))
+        ast.Text("e"), (ast.ExampleDevice(ast.Text("seed/lsi-sas3008-1000-0097.yaml")), ast.Expect("bar9", "safe", span)))))
     (e,) = check(f, "t")
     assert e.message == "unknown strategy 'bar9'" and e.location.line == 4
 
@@ -285,7 +285,7 @@ def test_all_problems_of_a_file_in_one_run():
             'rule a: require bar0 stays else warn "m"\n'        # 6 bar0 stays
             'rule b: require nope stays else warn "m"\n'        # 7 unknown role
             'rule b: require bar2 is io and bar2 is 64bit else warn "m"\n'  # 8 duplicate, never holds
-            'example "e" {\n    device "d.yaml"\n}\n')           # 9 no expect
+            'example "e" {\n    device "seed/lsi-sas3008-1000-0097.yaml"\n}\n')           # 9 no expect
     found = problems(text)
     assert [line for line, _ in found] == [1, 2, 4, 5, 6, 7, 8, 8, 9]
     text_of = " | ".join(m for _, m in found)
@@ -415,10 +415,10 @@ def test_cli_check_prints_located_errors_with_source_and_caret(tmp_path, capsys)
     lines = err.splitlines()
     assert lines[0] == f"{path}:4:28: error: unknown role 'doorbell' (roles: regs; or use bar0..bar5)"
     assert lines[1] == "    " + "    require regs stays and\tdoorbell stays".expandtabs(4)
-    assert lines[2] == "    " + " " * len("    require regs stays and\t".expandtabs(4)) + "^"
+    assert lines[2] == "    " + " " * len("    require regs stays and\t".expandtabs(4)) + "^" * len("doorbell")
     assert lines[3] == f"{path}:7:13: error: condition can never hold: bar0 is io/memory"
     assert lines[4] == "        require bar0 is io and bar0 is memory"
-    assert lines[5] == "    " + " " * 12 + "^"
+    assert lines[5] == "    " + " " * 12 + "^" * len("bar0 is io and bar0 is memory")
     assert lines[-1] == "2 errors"
     assert "Traceback" not in err
 
@@ -430,7 +430,7 @@ def test_cli_check_syntax_error(tmp_path, capsys):
     assert code == 2
     assert err.splitlines() == [f"{path}:3:5: error: unexpected 'require'; expected ':'",
                                 "        require bar0 unchanged",
-                                "        ^"]
+                                "        ^^^^^^^"]  # the whole token
 
 
 def test_cli_check_process_exit_code_and_no_traceback(tmp_path):

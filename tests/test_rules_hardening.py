@@ -129,11 +129,28 @@ def test_device_files_inside_the_roots_are_found(tmp_path):
         assert testing.example_device(str(path), example, [rules]).vendor == 0x1000
 
 
-def test_a_missing_device_file_is_for_test_to_report(tmp_path, capsys):
+def test_a_missing_device_file_is_a_check_error_at_the_name(tmp_path, capsys):
+    path = _write(tmp_path, "t.rules", _example("seed/lsi-sas3008-1000-0079.yaml"))
+    (error,) = check(parse(path.read_text(), str(path)), "t")
+    assert (error.location.line, error.location.column, error.end) == (3, 12, (3, 45))
+    assert error.message == ("example device 'seed/lsi-sas3008-1000-0079.yaml': no such file next"
+                             " to the rule file or in corpus/devices")
+    assert error.hint == "did you mean 'seed/lsi-sas3008-1000-0097.yaml'?"
+    assert (error.code, error.severity) == ("example-device", "error")
+    assert main(["check", str(tmp_path)]) == 2
+    assert main(["test", str(tmp_path)]) == 2  # test loads the rules through check
+    err = capsys.readouterr().err
+    assert f"{path}:3:12: error: example device" in err and "did you mean" in err
+    assert " " * 15 + "^" * 33 in err  # under the whole string
+
+
+def test_a_device_file_gone_after_check_is_still_a_test_error(tmp_path):
+    """Cached rule sets skip check(): a file removed since is reported when the example runs."""
+    from engine.rules import testing
     path = _write(tmp_path, "t.rules", _example("nothing-here.yaml"))
-    assert _check_errors(path) == []
-    assert main(["test", str(tmp_path)]) == 1
-    assert "not found" in capsys.readouterr().out
+    (example,) = parse(path.read_text(), str(path)).examples
+    with pytest.raises(testing.BarsafeError, match="not found"):
+        testing.example_device(str(path), example)
 
 
 # --- example values the model would refuse are check errors ------------------------------

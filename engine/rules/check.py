@@ -7,6 +7,7 @@ all files at once.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -50,10 +51,11 @@ def check(rule_file: ast.RuleFile, stem: str | None = None,
     them or in the corpus (without ``roots``: in the rule file's own directory)."""
     errors: list[RuleError] = []
 
-    def err(node, message: str) -> None:
+    def err(node, message: str, **extra) -> None:
         span = getattr(node, "span", ast.NO_SPAN)
         where = span.location if span is not ast.NO_SPAN else Location(rule_file.path)
-        errors.append(RuleError(message, where))
+        end = (span.end_line, span.end_column) if span is not ast.NO_SPAN else None
+        errors.append(RuleError(message, where, end=end, **extra))
 
     _check_lengths(rule_file, err)
     _check_header(rule_file, stem, err)
@@ -290,10 +292,17 @@ def _check_examples(f: ast.RuleFile, err, roots: Sequence[Path] | None) -> None:
                 err(item, f"platform {format_size(item.page_size)}: a host page size is a power"
                           " of two of at least 4K (4K, 16K, 64K)")
             elif isinstance(item, ast.ExampleDevice):
+                where = item.path if item.path.span is not ast.NO_SPAN else item
                 try:
-                    locate_device(f.path, item.path.value, roots)
+                    found = locate_device(f.path, item.path.value, roots)
                 except DevicePathError as exc:
-                    err(item.path if item.path.span is not ast.NO_SPAN else item, str(exc))
+                    err(where, str(exc), code="example-device")
+                else:
+                    if found is None:
+                        near = _near_device(f.path, item.path.value)
+                        err(where, f"example device {quoted(item.path.value)}: no such file next to"
+                                   " the rule file or in corpus/devices", code="example-device",
+                            hint=f"did you mean {quoted(near)}?" if near else None)
         for kind, word in ((ast.ExamplePlatform, "platform"), (ast.ExampleId, "id"),
                            (ast.ExampleRevision, "revision")):
             extra = [i for i in ex.items if isinstance(i, kind)][1:]
@@ -330,6 +339,54 @@ def _item_invalid(item) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _near_device(rule_path: str, name: str) -> str | None:
+    """The device file name closest to a missing one (a did-you-mean), among the files beside
+    the rule file and in corpus/devices, by their names as an example would write them."""
+    names: list[str] = []
+    for base in device_dirs(rule_path):
+        try:
+            for n, found in enumerate(base.rglob("*.yaml")):
+                if n >= 5000:  # a huge directory: no suggestion is better than a slow check
+                    break
+                names.append(found.relative_to(base).as_posix())
+        except (OSError, ValueError):
+            continue
+    close = difflib.get_close_matches(name, names, n=1)
+    return close[0] if close else None
+
+
+def warnings(rule_file: ast.RuleFile) -> list[RuleError]:
+    """What loads but is probably a mistake (severity warning): a role no rule refers to."""
+    used = set()
+    for statement in rule_file.statements:
+        if not isinstance(statement, ast.Role):
+            used.update(_role_names(statement))
+    out = []
+    for role in rule_file.roles:
+        if role.name not in used:
+            span = role.span
+            out.append(RuleError(f"role '{_cut(role.name)}' is never used: no rule refers to it",
+                                 span.location if span is not ast.NO_SPAN else Location(rule_file.path),
+                                 end=(span.end_line, span.end_column) if span is not ast.NO_SPAN else None,
+                                 hint="use it in a rule, or remove it", code="unused-role",
+                                 severity="warning"))
+    return out
+
+
+def _role_names(node) -> Iterator[str]:
+    """Every role a statement refers to, found without recursion (a condition may be deep)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Ref):
+            if item.role is not None:
+                yield item.role
+        elif isinstance(item, ast.Node):
+            stack.extend(item.__dict__[name] for name in item._fields if name != "span")
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
 
 
 def page_size_ok(size: int) -> bool:

@@ -7,6 +7,7 @@ outside braces and strings) and each is parsed on its own, at its own line.
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -344,6 +345,9 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 
 
 def _shown(name: str) -> str:
+    if name == "STRATEGY":  # all of them: the choices for a misspelt strategy
+        named = [w for w in terminal_words(name) if not re.fullmatch(r"bar[0-5]", w)]
+        return f"a strategy (bar0..bar5, {', '.join(named)})"
     if name in _SHOWN:
         return _SHOWN[name]
     try:
@@ -358,15 +362,156 @@ def _expected(exc: UnexpectedInput) -> str:
     return f"; expected {', '.join(names)}" if names and len(names) <= 8 else ""
 
 
-def _syntax_error(exc: UnexpectedInput, path: str, offset: int) -> RuleError:
+# --- misspelt keywords: the whole word, the choices, a did-you-mean -------------------------
+#
+# The contextual lexer reads `forbidden` as the verdict `forbid` and fails on `den`, and a
+# misspelt `revison` as a role name, failing on what follows.  An error is therefore looked
+# at as words: the word around the failing token and, failing that, a name just before it;
+# the parser is replayed to the word's start and asked which terminals it accepts there
+# (lark's interactive parser), and the keywords those stand for are the choices.
+
+_WORD = re.compile(r"[A-Za-z0-9_-]")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_CHOICES_SHOWN = 16  # choices listed with a misspelt word (more say nothing)
+
+
+@lru_cache(maxsize=None)
+def terminal_words(name: str) -> tuple[str, ...]:
+    """The keywords a terminal stands for: 'require' for REQUIRE, the four verdicts for
+    VERDICT, the named strategies for STRATEGY; none for NAME, SIZE, BAR and the like."""
+    try:
+        pattern = parser().get_terminal(name).pattern
+    except KeyError:
+        return ()
+    if pattern.type == "str":
+        return (pattern.value,) if _PLAIN.fullmatch(pattern.value) else ()
+    group = re.fullmatch(r"\((?:\?:)?([^()]*)\)(?:\(\?![^()]*\))?", pattern.value)
+    if group is None:
+        return ()
+    return tuple(alt for alt in group.group(1).split("|") if _PLAIN.fullmatch(alt))
+
+
+def _accepted_at(chunk: str, pos: int) -> tuple[set[str], Token | None]:
+    """The terminals the parser accepts at ``pos`` of a statement (a token start), and the
+    token just before ``pos``."""
+    interactive = parser().parse_interactive(chunk)
+    previous = None
+    try:
+        for token in interactive.iter_parse():  # yields each token before feeding it
+            if token.start_pos >= pos:
+                break
+            previous = token
+    except UnexpectedInput as exc:  # the lexer fails on the word itself: the state is before it
+        if getattr(exc, "pos_in_stream", -1) < pos:
+            raise
+    return interactive.accepts() - {"$END"}, previous
+
+
+def _word_at(chunk: str, pos: int) -> tuple[int, int]:
+    start, end = pos, pos
+    while start > 0 and _WORD.match(chunk[start - 1]):
+        start -= 1
+    while end < len(chunk) and _WORD.match(chunk[end]):
+        end += 1
+    return start, end
+
+
+def _choices(accepted: set[str]) -> tuple[list[str], list[str]]:
+    """(keywords for a did-you-mean, the choices as an error lists them)."""
+    words = sorted({w for t in accepted for w in terminal_words(t)})
+    # bar0..bar5 are numbered, not spelt: 'bar6' is no misspelling of 'bar0'
+    words = [w for w in words if not re.fullmatch(r"bar[0-5]", w)]
+    return words, sorted({_shown(t) for t in accepted})
+
+
+def _is_word(text: str) -> bool:
+    return bool(text) and re.fullmatch(r"[A-Za-z0-9_-]+", text) is not None \
+        and re.search(r"[A-Za-z]", text) is not None
+
+
+def _distance(a: str, b: str) -> int:
+    """Edits from a to b, a swap of neighbours counting one (optimal string alignment)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def _closest(word: str, keywords: list[str]) -> str | None:
+    """difflib's close matches, the fewest edits first (`nto` is `not`, not `no`)."""
+    if not keywords:
+        return None
+    close = difflib.get_close_matches(word, keywords, n=len(keywords), cutoff=0.6)
+    if not close:
+        return None
+    return min(close, key=lambda k: (_distance(word, k), abs(len(k) - len(word)), close.index(k)))
+
+
+def _misspelt(chunk: str, pos: int) -> tuple[int, int, str, list[str], str | None] | None:
+    """(start, end, word, choices, suggestion) when the error at ``pos`` is a misspelt
+    keyword or verdict, else None."""
+    try:
+        start, end = _word_at(chunk, pos)
+        word, here = chunk[start:end], None
+        if _is_word(word):
+            accepted, previous = _accepted_at(chunk, start)
+            keywords, shown = _choices(accepted)
+            if keywords and word not in keywords:
+                here = (start, end, word, shown, _closest(word, keywords))
+                if here[4] is not None:
+                    return here
+        else:
+            start = pos
+            _, previous = _accepted_at(chunk, pos)
+        # the word before: a misspelt keyword read as a name (`revison >= 0x07` fails at
+        # '>='), or cut by the lexer into a keyword and a name (`orr` is `or` and `r`)
+        if previous is not None:
+            first, last = _word_at(chunk, previous.start_pos)
+            before = chunk[first:last]
+            if _is_word(before) and last <= start and (
+                    previous.type in ("NAME", "MODNAME") or before != str(previous)):
+                keywords, shown = _choices(_accepted_at(chunk, first)[0])
+                close = _closest(before, keywords) if before not in keywords else None
+                if close is not None:
+                    return first, last, before, shown, close
+        return here
+    except (UnexpectedInput, RecursionError):  # the replay failed: keep lark's own report
+        return None
+
+
+def _line_col(chunk: str, pos: int, offset: int) -> tuple[int, int]:
+    return chunk.count("\n", 0, pos) + 1 + offset, pos - chunk.rfind("\n", 0, pos)
+
+
+def _syntax_error(exc: UnexpectedInput, path: str, offset: int, chunk: str = "") -> RuleError:
     where = Location(path, exc.line + offset, exc.column)
+    if isinstance(exc, UnexpectedEOF):
+        return RuleError("unexpected end of file", Location(path), code="syntax")
+    pos = getattr(exc, "pos_in_stream", None)
+    found = _misspelt(chunk, pos) if chunk and pos is not None else None
+    if found is not None:
+        start, end, word, shown, suggestion = found
+        line, column = _line_col(chunk, start, offset)
+        choices = f"; expected {', '.join(shown)}" if len(shown) <= _CHOICES_SHOWN else ""
+        return RuleError(f"unexpected {ast.quoted(word)}{choices}", Location(path, line, column),
+                         end=(line, column + end - start), code="syntax",
+                         hint=f"did you mean {suggestion!r}?" if suggestion else None)
     if isinstance(exc, UnexpectedCharacters):
         char = exc.char if exc.char not in "\n\t" else repr(exc.char)
-        return RuleError(f"unexpected character {char!r}", where)
-    if isinstance(exc, UnexpectedEOF):
-        return RuleError("unexpected end of file", Location(path))
+        return RuleError(f"unexpected character {char!r}", where,
+                         end=(where.line, where.column + 1), code="syntax")
     assert isinstance(exc, UnexpectedToken)
-    return RuleError(f"unexpected {ast.quoted(str(exc.token))}{_expected(exc)}", where)
+    token = exc.token
+    end = None
+    if getattr(token, "end_line", None) == token.line and token.end_column is not None:
+        end = (token.end_line + offset, token.end_column)
+    return RuleError(f"unexpected {ast.quoted(str(token))}{_expected(exc)}", where, end=end,
+                     code="syntax")
 
 
 def parse(text: str, path: str) -> ast.RuleFile:
@@ -393,7 +538,7 @@ def parse(text: str, path: str) -> ast.RuleFile:
                 errors.append(RuleError("statement ends too early" + _expected(exc),
                                         Location(path, line, column)))
             else:
-                errors.append(_syntax_error(exc, path, start - 1))
+                errors.append(_syntax_error(exc, path, start - 1, chunk))
         except RecursionError:
             errors.append(RuleError("condition nested too deeply", Location(path, start)))
         except VisitError as exc:  # a value the grammar accepts but is out of range (e.g. size 5Q)
