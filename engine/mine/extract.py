@@ -216,14 +216,44 @@ class Miner:
             return
         s, value = decls[0]
         for entry in _entries(value):
-            self._entry(driver, s, entry)
+            for one in self._table_macro(entry, s, 0):
+                self._entry(driver, s, one, line(entry))
 
-    def _entry(self, driver: Driver, source: Source, entry) -> None:
+    def _table_macro(self, entry, source: Source, depth: int) -> list:
+        """A macro that stands for whole entries (agpgart's ID(x) is one in braces, aic79xx's
+        ID(x) two, each two more) -> those entries; anything else is one entry."""
+        if entry.type != "call_expression" or depth > 5 or _call_name(entry) in _ENTRY_MACROS:
+            return [entry]
+        expanded = self._expanded_text(entry, source)
+        table = parse_table(expanded) if expanded is not None else None
+        items = [c for c in (table.named_children if table is not None else []) if c.type != "comment"]
+        if items and all(c.type in ("initializer_list", "call_expression") for c in items):
+            return [e for c in items for e in self._table_macro(c, source, depth + 1)]
+        return [entry]
+
+    def _expanded_text(self, call, source: Source) -> str | None:
+        from .values import _expand
+        name = _call_name(call)
+        if not name:
+            return None
+        defines = [d for d in self.index.defines(name, source) if d.params is not None]
+        if not defines:
+            pci_h = self.index.cache.get(_PCI_H)
+            defines = [d for d in (pci_h.defines().get(name, []) if pci_h else []) if d.params is not None]
+        if not defines:
+            return None
+        d = defines[0]
+        try:
+            return _expand(d.params, d.body, _macro_args(call))
+        except Unresolved:
+            return None
+
+    def _entry(self, driver: Driver, source: Source, entry, at: int) -> None:
         fields: dict[str, object] = {}
         try:
             self._entry_fields(entry, source, fields, [0], 0)
         except Unresolved as exc:
-            driver.unresolved.append(UnresolvedFact(Place(source.path, line(entry), driver.id_table),
+            driver.unresolved.append(UnresolvedFact(Place(source.path, at, driver.id_table),
                                                     "id", "id_table", _short(entry), exc.reason))
             return
         values: dict[str, int | None] = {}
@@ -235,11 +265,11 @@ class Miner:
             try:
                 found = self.resolver.values(node, source, None)
             except Unresolved as exc:
-                driver.unresolved.append(UnresolvedFact(Place(source.path, line(entry), driver.id_table),
+                driver.unresolved.append(UnresolvedFact(Place(source.path, at, driver.id_table),
                                                         "id", "id_table", _short(entry), exc.reason))
                 return
             if len(found) != 1:
-                driver.unresolved.append(UnresolvedFact(Place(source.path, line(entry), driver.id_table),
+                driver.unresolved.append(UnresolvedFact(Place(source.path, at, driver.id_table),
                                                         "id", "id_table", _short(entry),
                                                         f"{f} has several values"))
                 return
@@ -250,7 +280,7 @@ class Miner:
             return  # the table's terminator
         driver.ids.append(PciId(values["vendor"], values["device"], values["subvendor"],
                                 values["subdevice"], values["class"] or None,
-                                values["class_mask"] if values["class"] else None, line(entry)))
+                                values["class_mask"] if values["class"] else None, at))
 
     def _entry_fields(self, node, source: Source, fields: dict, position: list[int], depth: int) -> None:
         if depth > 6:
@@ -290,7 +320,7 @@ class Miner:
         if not defines:
             return None
         d = defines[0]
-        body = _expand(d.params, d.body, [text(a) for a in _args(call)]).strip()
+        body = _expand(d.params, d.body, _macro_args(call)).strip()
         if body.startswith("{") and body.endswith("}"):
             body = body[1:-1]
         return parse_initializer(body)
@@ -451,6 +481,38 @@ class Miner:
             scan.function(fn)
         driver.dependencies = _dedup(driver.dependencies)
         driver.unresolved = _dedup(driver.unresolved)
+
+
+_ENTRY_MACROS = {"PCI_DEVICE", "PCI_VDEVICE", "PCI_DEVICE_SUB", "PCI_DEVICE_CLASS", "PCI_VDEVICE_SUB",
+                 "PCI_DEVICE_DATA", "PCI_DEVICE_DRIVER_OVERRIDE", "PCI_DRIVER_OVERRIDE_DEVICE_VFIO"}
+
+
+def _macro_args(call) -> list[str]:
+    """A macro call's arguments as the preprocessor splits them: by top-level commas of the
+    text (`PCI_VEND_DEV(AMD, 8111_LPC)` holds a token C would not parse)."""
+    args = call.child_by_field_name("arguments")
+    raw = text(args)[1:-1] if args is not None else ""
+    out, depth, current = [], 0, ""
+    for ch in raw:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    if current.strip() or out:
+        out.append(current.strip())
+    return out
+
+
+def parse_table(body: str):
+    from .cfront import captures as _captures, parse_bytes
+    tree = parse_bytes(f"static struct pci_device_id __barsafe_t[] = {{ {body}\n}};".encode())
+    found = _captures("(init_declarator value: (initializer_list) @v)", tree.root_node).get("v", [])
+    return found[0] if found else None
 
 
 def _entries(table) -> list:

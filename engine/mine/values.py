@@ -169,6 +169,12 @@ class Resolver:
             if len(left) * len(right) > MAX_VALUES * 4:
                 raise Unresolved("too many combinations")
             return {_BINARY[op](a, b) for a in left for b in right}
+        if t == "conditional_expression" and node.child_by_field_name("consequence") is None:
+            cond = self.values(node.child_by_field_name("condition"), source, fn, depth)  # GNU `a ?: b`
+            out = {c for c in cond if c}
+            if 0 in cond:
+                out |= self.values(node.child_by_field_name("alternative"), source, fn, depth + 1)
+            return out
         if t == "conditional_expression":
             out: set[int] = set()
             for name in ("consequence", "alternative"):

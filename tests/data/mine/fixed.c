@@ -5,10 +5,14 @@
 
 #define FX_REG_BAR	0
 #define FX_DB_BAR	(FX_REG_BAR + 2)
+#define FX_ONE(d)	{ PCI_VDEVICE(INTEL, (d) ?: 0x5555) }
+#define FX_PAIR(d)	FX_ONE(d), FX_ONE((d) + 1)
 
 static const struct pci_device_id fx_ids[] = {
 	{ PCI_VDEVICE(INTEL, FX_DEVICE_ID), 0 },
 	{ PCI_DEVICE(PCI_VENDOR_ID_LSI_LOGIC, 0x0097) },
+	FX_PAIR(0x10),
+	{ PCI_DEVICE_DATA(INTEL, FAKE, 0) },
 	{ 0, }
 };
 
