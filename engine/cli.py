@@ -695,53 +695,6 @@ def add_mine_command(sub) -> None:
     mine.set_defaults(func=cmd_mine)
 
 
-def cmd_mine(args: argparse.Namespace) -> int:
-    """Draft rule files from a Linux tree's driver source (engine/mine)."""
-    from .mine import cfront, run as mine_run
-    if not cfront.available():
-        raise UsageError("barsafe mine needs tree-sitter and tree-sitter-c: pip install 'barsafe[mine]'")
-    tree = Path(args.tree)
-    if not (tree / "drivers").is_dir() and not args.paths:
-        raise UsageError(f"{tree} is not a Linux source tree (no drivers/ folder)")
-    for p in args.paths:
-        if not (tree / p).exists():
-            raise UsageError(f"{p}: not in {tree}")
-    result = mine_run.mine(tree, list(args.paths) or None, workers=args.jobs)
-    written = mine_run.write(result, Path(args.output)) if args.output else []
-    if args.json:
-        print(json.dumps({"summary": mine_run.summary(result),
-                          "drivers": [d.to_json() for d in result.drivers],
-                          "errors": result.errors}, indent=2))
-        return EXIT_OK
-    for d in result.drivers:
-        flags = f"{'msix' if d.uses_msix else 'no-msix'}, {len(d.ids)} ids, {len(d.dependencies)} deps"
-        unresolved = f", {len(d.unresolved)} unresolved" if d.unresolved else ""
-        print(f"{d.name}: {d.place.where} ({d.module}; {flags}{unresolved})")
-    numbers = mine_run.summary(result)
-    print(f"{numbers['pci_drivers']} PCI drivers, {numbers['msix_drivers']} use MSI-X,"
-          f" {numbers['with_dependencies']} with BAR dependencies, {numbers['with_unresolved']} with"
-          f" unresolved indices or sizes ({numbers['unresolved']} places); Linux {result.kernel},"
-          f" {numbers['seconds']} s on {result.workers} worker(s)")
-    if written:
-        print(f"wrote {len(written)} mined rule files to {args.output}")
-    for e in result.errors:
-        print(f"barsafe: warning: {e}", file=sys.stderr)
-    return EXIT_OK
-
-
-def add_mine_command(sub) -> None:
-    mine = sub.add_parser("mine", help="draft rule files (status mined, at most warn) from a Linux"
-                                       " tree's PCI driver source")
-    mine.add_argument("tree", metavar="LINUX_TREE", help="an extracted Linux source tree")
-    mine.add_argument("paths", nargs="*", metavar="PATH",
-                      help="folders or files in the tree to mine (default: drivers)")
-    mine.add_argument("-o", "--output", metavar="DIR", help="write one NAME.rules per driver here")
-    mine.add_argument("-j", "--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)")
-    mine.add_argument("--json", action="store_true", help="the facts as JSON: drivers, IDs, MSI-X,"
-                                                          " dependencies, unresolved places")
-    mine.set_defaults(func=cmd_mine)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="barsafe",

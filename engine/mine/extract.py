@@ -174,6 +174,10 @@ class Miner:
             if literal is None and value.type == "identifier":
                 if text(value) == "KBUILD_MODNAME":
                     literal = self.module
+                elif any(string_value(d.child_by_field_name("value")) for d in
+                         source.declarations().get(text(value), [])):  # char igb_driver_name[] = "igb";
+                    literal = next(string_value(d.child_by_field_name("value")) for d in
+                                   source.declarations()[text(value)] if string_value(d.child_by_field_name("value")))
                 else:
                     for d in self.index.defines(text(value), source):
                         from .cfront import parse_expression

@@ -5,6 +5,8 @@
 
 #define SZ_REG_SPACE	SZ_512K
 
+static char sz_driver_name[] = "sizes";	/* igb names its driver this way */
+
 static const struct pci_device_id sz_ids[] = {
 	{ PCI_DEVICE(0x111d, 0x80ab) },
 	{ 0, }
@@ -29,7 +31,7 @@ static int sz_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 }
 
 static struct pci_driver sz_driver = {
-	.name = "sizes",
+	.name = sz_driver_name,
 	.id_table = sz_ids,
 	.probe = sz_probe,
 };
