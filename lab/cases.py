@@ -26,8 +26,9 @@ def device_from_json(d: dict, name: str) -> Device:
                      assigned=b["assigned"]) for b in d["bars"])
     m = d["msix"]
     msix = Msix(m["entries"], m["table_bar"], m["table_offset"], m["pba_bar"], m["pba_offset"]) if m else None
-    return Device(d["slot"], d["vendor"], d["device"], d["subsystem_vendor"], d["subsystem_device"],
-                  d["class"], d["revision"], d["name"], None, bars, msix=msix, driver=d["driver"],
+    return Device(d["slot"], vendor=d["vendor"], device=d["device"], subsystem_vendor=d["subsystem_vendor"],
+                  subsystem_device=d["subsystem_device"], class_code=d["class"], revision=d["revision"],
+                  name=d["name"], bars=bars, msix=msix, driver=d["driver"],
                   modules=tuple(d["modules"]),
                   provenance=(("source", f"barsafe lab, L1's sysfs of the emulated {name} as barsafe"
                                          " verify read it (L1 plays the host)"),))

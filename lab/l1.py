@@ -38,28 +38,26 @@ def bind_vfio(slot: str) -> str:
 def unassign_bars(slot: str, bars: list[int]) -> str:
     """Leave BARs unassigned, as firmware and kernel do on a host without I/O port space.
 
-    L1 boots with pci=nobar: at a bus scan the kernel zeroes any BAR found at address 0
-    instead of assigning it (arch/x86/pci/common.c pcibios_fixup_device_resources).  So, with
-    no driver on the device and automatic probing off: turn off its I/O and memory decoding,
-    write 0 to the BAR, remove the device and rescan.  The rescanned device has a BAR of size
-    0, VFIO reports its region with size 0, and QEMU (vfio_bar_prepare) leaves the slot empty.
+    L1 boots with pci=nobar: when the kernel first scans a bus it zeroes any BAR found at
+    address 0 instead of assigning it (arch/x86/pci/common.c pcibios_fixup_device_resources,
+    called from pcibios_fixup_bus only for a bus not yet added).  So, with no driver on the
+    device: turn off its decoding, write 0 to the BARs, remove its root port (so the bus below
+    is new again) and rescan.  The device comes back with those BARs of size 0, VFIO reports
+    their regions with size 0, and QEMU (vfio_bar_prepare) leaves the slots empty.
     """
     def run(*a: str) -> None:
         subprocess.run(a, check=True, capture_output=True, text=True, timeout=60)
-    autoprobe = Path("/sys/bus/pci/drivers_autoprobe")
-    autoprobe.write_text("0")
-    try:
-        if (PCI / slot / "driver").exists():
-            (PCI / slot / "driver" / "unbind").write_text(slot)
-        run("setpci", "-s", slot, "COMMAND=0000:0003")
-        for bar in bars:
-            run("setpci", "-s", slot, f"BASE_ADDRESS_{bar}=0")
-        (PCI / slot / "remove").write_text("1")
-        time.sleep(1)
-        Path("/sys/bus/pci/rescan").write_text("1")
-        time.sleep(2)
-    finally:
-        autoprobe.write_text("1")
+    dev = PCI / slot
+    port = dev.resolve().parent.name
+    if (dev / "driver").exists():
+        (dev / "driver" / "unbind").write_text(slot)
+    run("setpci", "-s", slot, "COMMAND=0000:0003")
+    for bar in bars:
+        run("setpci", "-s", slot, f"BASE_ADDRESS_{bar}=0")
+    (PCI / port / "remove").write_text("1")
+    time.sleep(1)
+    Path("/sys/bus/pci/rescan").write_text("1")
+    time.sleep(3)
     return (PCI / slot / "resource").read_text()
 
 

@@ -64,6 +64,26 @@ def table(summary: dict) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(l, widths)).rstrip() for l in lines)
 
 
+def known_for(row: dict):
+    from .devices import DEVICES
+    dev = DEVICES.get(row["device"])
+    return dev.known if dev else None
+
+
+def explained(row: dict) -> bool:
+    """Every way this row differs is a known, reported difference of its device."""
+    known = known_for(row)
+    if known is None:
+        return False
+    fields_ok = all(d["field"] in known.fields for d in row["differences"])
+    refusal = row["predicted"].get("refused") is not None and row["accepted"]
+    if refusal and row["target"] not in known.accepted_targets:
+        return False
+    if not refusal and not row["differences"]:
+        return False  # it differs in the driver's outcome alone: not what is known
+    return fields_ok
+
+
 def problems(summary: dict) -> list[str]:
     out = []
     for name, entry in summary["devices"].items():
@@ -73,10 +93,34 @@ def problems(summary: dict) -> list[str]:
         if "verify" in entry and got != set(entry["targets"]):
             out.append(f"{name}: results for {sorted(got)}, asked {entry['targets']}")
     for r in rows(summary):
-        if r["agrees"] is False:
+        if r["agrees"] is False and not explained(r):
             out.append(f"{r['device']} {r['target']}: {r['summary']}")
         if r["observed"] == "timeout":
             out.append(f"{r['device']} {r['target']}: the guest timed out")
+    return out
+
+
+def known(summary: dict) -> list[str]:
+    """Known differences seen (KNOWN) and known differences no longer seen (GONE)."""
+    out = []
+    seen: dict[str, bool] = {}
+    for r in rows(summary):
+        k = known_for(r)
+        if k is None:
+            continue
+        seen.setdefault(r["device"], False)
+        if r["agrees"] is False and explained(r):
+            seen[r["device"]] = True
+            diffs = "; ".join(f"{d['field']}: simulate {d['predicted']}, guest {d['observed']}"
+                              for d in r["differences"])
+            out.append(f"KNOWN {r['device']} {r['target']}: {r['summary']}" + (f" ({diffs})" if diffs else ""))
+    for device, was_seen in seen.items():
+        k = known_for({"device": device})
+        if was_seen:
+            out.append(f"KNOWN {device}: {k.why}")
+        else:
+            out.append(f"GONE {device}: the known difference was not seen this time; remove it from"
+                       f" lab/devices.py if barsafe was fixed ({k.why})")
     return out
 
 

@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         if code is None:
             print("lab: FAIL: L1 did not finish before its timeout (killed)")
             return 1
+        for line in results.known(summary):
+            print(f"lab: {line}")
         bad = results.problems(summary)
         for p in bad:
             print(f"lab: FAIL: {p}")

@@ -120,3 +120,27 @@ def test_results_become_a_case_that_which_agrees_with(tmp_path):
     cases.write_all(summary, folder)
     data = yaml.safe_load(path.read_text())
     assert [o["strategy"] for o in data["observations"]] == ["off", "bar0", "bar2", "bar5"]
+
+
+def row(device, target, refused=None, accepted=True, fields=(), agrees=False):
+    return {"device": device, "target": target, "predicted": {"refused": refused}, "accepted": accepted,
+            "differences": [{"field": f, "predicted": "io, 0", "observed": "no BAR"} for f in fields],
+            "agrees": agrees, "observed": "works", "summary": "DIFFERS", "driver": "x", "msix_interrupts": 1,
+            "layout_equal": not fields, "verdict": "safe", "seconds": 1.0}
+
+
+def test_known_differences_are_printed_not_failed(monkeypatch):
+    noio = "megasas-gen2-noio"
+    rows = [row(noio, "bar0", refused="Invalid MSI-X relocation BAR 0, I/O port BAR"),
+            row(noio, "off", fields=("BAR0",)), row(noio, "bar5", fields=("BAR0",))]
+    monkeypatch.setattr(results, "rows", lambda summary: rows)
+    summary = {"devices": {}}
+    assert results.problems(summary) == []
+    lines = results.known(summary)
+    assert sum(l.startswith("KNOWN megasas-gen2-noio ") for l in lines) == 3
+    assert lines[-1].startswith("KNOWN megasas-gen2-noio: engine/relocate.py qemu_view")
+    rows.append(row(noio, "bar3", fields=("BAR3 size",)))
+    rows.append(row("nvme", "off", fields=("BAR0",)))
+    assert len(results.problems(summary)) == 2
+    rows[:] = [row(noio, "off", agrees=True)]
+    assert results.known(summary)[0].startswith("GONE megasas-gen2-noio")
