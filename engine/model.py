@@ -212,6 +212,7 @@ class Device:
     subsystem_vendor: int | None = None
     subsystem_device: int | None = None
     class_code: int | None = None  # base class << 8 | subclass, as lspci -nn prints it
+    prog_if: int | None = None  # programming interface, the class code's low byte; None: not in the input
     revision: int | None = None
     name: str | None = None  # lspci's "vendor device" text
     class_name: str | None = None
@@ -231,7 +232,8 @@ class Device:
         Readers check the same things first, to point at the line; this is the backstop.
         Layouts a simulation computes are not Devices and are not held to these bounds."""
         for name, top in (("vendor", 0xFFFF), ("device", 0xFFFF), ("subsystem_vendor", 0xFFFF),
-                          ("subsystem_device", 0xFFFF), ("class_code", 0xFFFF), ("revision", 0xFF)):
+                          ("subsystem_device", 0xFFFF), ("class_code", 0xFFFF), ("prog_if", 0xFF),
+                          ("revision", 0xFF)):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= top:
                 raise ValueError(f"{name} {quote(value)} out of range 0..{top:#x}")

@@ -231,7 +231,8 @@ def test_a_file_without_match_lines_needs_no_source():
 def test_match_id_and_class_checks():
     assert problems(f"ruleset t\n{SOURCE}match id *:0097\nmatch class 0x10107\nmatch id 1000:*\n") == [
         (3, "'match id *:DDDD' matches a device ID of any vendor: name the vendor"),
-        (4, "class is base class and subclass, 16 bits (e.g. 0x0107)"),
+        (4, "class 0x10107 has 5 hex digits: write 4, base class and subclass (e.g. 0x0107), or 6 with"
+            " the programming interface (e.g. 0x0c0330)"),
     ]
 
 

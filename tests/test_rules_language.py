@@ -6,6 +6,7 @@ Each: parse, fmt round trip, check errors, and what the engine does with it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -50,9 +51,12 @@ def round_trips(text: str) -> str:
     return out
 
 
+SOURCE = 'source "d.c:1" function f kernel "6.12"\n'
+
+
 def make_library(tmp_path: Path, files: dict[str, str]) -> library.Library:
     for name, body in files.items():
-        (tmp_path / f"{name}.rules").write_text(f"ruleset {name}\n{body}")
+        (tmp_path / f"{name}.rules").write_text(f'ruleset {name}\n{SOURCE}{body}')
     return library.load([tmp_path], use_cache=False)
 
 
@@ -181,7 +185,7 @@ def test_which_text_for_iwlwifi_at_4k(capsys):
 def test_a_ruleset_collects_registers_from_its_includes(tmp_path):
     lib = make_library(tmp_path, {
         "base": f'registers bar0 0x2800..0x28ff "causes" {CITE}\n',
-        "drv": 'include "base.rules"\nsource "d.c:1" function f kernel "6.12"\nmatch id 8086:2725\n'
+        "drv": 'include "base.rules"\nmatch id 8086:2725\n'
                f'registers bar0 0x2800..0x28ff "causes" {CITE}\n',
     })
     regs = lib.rulesets["drv"].registers
@@ -200,3 +204,129 @@ def test_verify_citations_checks_register_cites(tmp_path):
     assert "blank" in tool.check_cite(tmp_path, "h.h:3")
     assert "lines" in tool.check_cite(tmp_path, "h.h:9")
     assert "no such file" in tool.check_cite(tmp_path, "g.h:1")
+
+
+# --- a class with its programming interface ----------------------------------------------------
+
+XHCI = Device("05:00.0", vendor=0x1022, device=0x43EE, class_code=0x0C03, prog_if=0x30,
+              bars=(Bar(0, BarKind.MEM64, 32 * KiB),), msix=Msix(8, 0, 0x2000, 0, 0x3000))
+EHCI = dataclasses.replace(XHCI, prog_if=0x20)
+UNKNOWN = dataclasses.replace(XHCI, prog_if=None)
+
+
+def test_six_digit_class_parses_with_its_prog_if_and_prints_six_digits():
+    f = parse("ruleset t\nmatch class 0x0C0330\nmatch class 0x030000 mask 0xFF0000\nmatch class 0x0c03\n",
+              "t.rules")
+    assert f.matches == [ast.MatchClass(0x0C0330, None, with_prog_if=True),
+                         ast.MatchClass(0x030000, 0xFF0000, with_prog_if=True), ast.MatchClass(0x0C03)]
+    assert f.matches[2] != ast.MatchClass(0x0C03, with_prog_if=True)
+    assert round_trips(fmt(f)).splitlines()[2:] == [
+        "match class 0x0c0330", "match class 0x030000 mask 0xff0000", "match class 0x0c03"]
+
+
+def test_a_class_with_leading_zeros_keeps_its_width():
+    assert round_trips("ruleset t\nmatch class 0x000001\nmatch class 0x0001\n").splitlines()[2:] == [
+        "match class 0x000001", "match class 0x0001"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("match class 0x0c0330 mask 0x1000000",
+     "a 6-digit class (with the programming interface) takes a mask of at most 24 bits (e.g. 0xffff00)"),
+    ("match class 0x0c033", "class 0xc033 has 5 hex digits: write 4, base class and subclass"
+                            " (e.g. 0x0107), or 6 with the programming interface (e.g. 0x0c0330)"),
+    ("match class 0x00000c03", "class 0xc03 has 8 hex digits: write 4, base class and subclass"
+                               " (e.g. 0x0107), or 6 with the programming interface (e.g. 0x0c0330)"),
+    ("match class 0x0c03 mask 0xffff00", "a 4-digit class (base class and subclass) takes a mask of"
+                                         " at most 16 bits (e.g. 0xff00); a 6-digit class compares"
+                                         " the programming interface too"),
+])
+def test_check_rejects_bad_class_widths(line, message):
+    text = f'ruleset t\nsource "d.c:1" function f kernel "6.12"\n{line}\n'
+    assert check_messages(text) == [(3, message)]
+
+
+@pytest.mark.parametrize("line, device, hit", [
+    ("match class 0x0c0330", XHCI, "class 0c0330 (line 3)"),
+    ("match class 0x0c0330", EHCI, None),
+    ("match class 0x0c0330", UNKNOWN, None),  # prog-if not in the input: never a 6-digit match
+    ("match class 0x0c0300 mask 0xffff00", UNKNOWN, "class 0c03 (line 3)"),  # prog-if masked out
+    ("match class 0x0c0300 mask 0xffff00", EHCI, "class 0c0320 (line 3)"),
+    ("match class 0x0c0320 mask 0xfffff0", EHCI, "class 0c0320 (line 3)"),
+    ("match class 0x0c03", UNKNOWN, "class 0c03 (line 3)"),  # 4 digits: as before
+    ("match class 0x0c03", EHCI, "class 0c03 (line 3)"),
+    ("match class 0x0c0330", dataclasses.replace(XHCI, class_code=None), None),
+])
+def test_six_digit_class_matches_only_a_known_prog_if(tmp_path, line, device, hit):
+    lib = make_library(tmp_path, {"c": f"{line}\n"})
+    found = lib.rulesets["c"].match(device)
+    assert (found[1] if found else None) == hit
+
+
+def test_matching_tells_devices_apart_by_prog_if(tmp_path):
+    lib = make_library(tmp_path, {"x": "match class 0x0c0330\n", "e": "match class 0x0c0320\n"})
+    assert [rs.name for rs, _ in lib.matching(XHCI)] == ["x"]
+    assert [rs.name for rs, _ in lib.matching(EHCI)] == ["e"]  # not the cached answer for XHCI
+    assert lib.matching(UNKNOWN) == []
+
+
+def test_shipped_xhci_and_usb4_sets_match_by_their_prog_if(lib):
+    nhi = load(str(ROOT / "corpus/devices/linuxhw/8086-1137-thunderbolt-361585.yaml"))[0]
+    xhci = load(str(ROOT / "corpus/devices/linuxhw/1022-43ee-xhci_hcd-8f3806.yaml"))[0]
+    assert (nhi.prog_if, xhci.prog_if) == (0x40, 0x30)
+    assert [rs.name for rs, _ in lib.matching(nhi)] == ["thunderbolt"]
+    assert [rs.name for rs, _ in lib.matching(xhci)] == ["xhci_hcd"]
+    new_usb4 = dataclasses.replace(nhi, vendor=0x1234, device=0x0001, driver=None, modules=())
+    assert [(rs.name, why) for rs, why in lib.matching(new_usb4)] == [
+        ("thunderbolt", f"class 0c0340 (line {_line_of('thunderbolt', 'match class 0x0c0340')})")]
+    ehci = dataclasses.replace(xhci, vendor=0x1234, device=0x0001, prog_if=0x20, driver=None,
+                               modules=())
+    assert [rs.name for rs, _ in lib.matching(ehci)] == []
+
+
+def _line_of(ruleset: str, text: str) -> int:
+    return (ROOT / "rules" / f"{ruleset}.rules").read_text().splitlines().index(text) + 1
+
+
+LSPCI_HEAD = "00:14.0 USB controller [0c03]: Intel Corporation Device [8086:a36d] (rev 10){}\n"
+LSPCI_BODY = ("\tRegion 0: Memory at a1220000 (64-bit, non-prefetchable) [size=64K]\n"
+              "\tCapabilities: [70] MSI-X: Enable+ Count=8 Masked-\n"
+              "\t\tVector table: BAR=0 offset=00002000\n\t\tPBA: BAR=0 offset=00003000\n")
+
+
+@pytest.mark.parametrize("trailer, verbose, prog_if", [
+    (" (prog-if 30 [XHCI])", "\tControl: I/O- Mem+ BusMaster+\n", 0x30),
+    (" (prog-if 30 [XHCI])", "", 0x30),
+    (" (prog-if 07)", "\tFlags: bus master, fast devsel, latency 0\n", 0x07),
+    ("", "\tFlags: bus master, fast devsel, latency 0\n", 0x00),  # lspci -v omits 00 when unnamed
+    ("", "\tControl: I/O- Mem+ BusMaster+\n", 0x00),  # so does -vv
+    ("", "", None),  # no sign of a verbose listing: unknown
+    ("", "\t\tControl: I/O- Mem+\n", None),  # a capability's line, not the device's
+])
+def test_lspci_reads_the_prog_if(trailer, verbose, prog_if):
+    from engine.sources import lspci
+    (d,) = lspci.parse(LSPCI_HEAD.format(trailer) + verbose + LSPCI_BODY)
+    assert (d.class_code, d.prog_if, d.revision) == (0x0C03, prog_if, 0x10)
+
+
+def test_lspci_without_a_class_code_infers_no_prog_if():
+    from engine.sources import lspci
+    text = "00:14.0 Intel Corporation Device (rev 10)\n\tFlags: bus master\n" + LSPCI_BODY
+    (d,) = lspci.parse(text)
+    assert d.class_code is None and d.prog_if is None
+
+
+def test_records_keep_the_prog_if(tmp_path):
+    from engine.errors import InputError
+    from engine.sources import record
+    for device in (XHCI, UNKNOWN, dataclasses.replace(XHCI, prog_if=0)):
+        text = record.dump(device)
+        assert ("prog_if:" in text) == (device.prog_if is not None)
+        assert record.parse(text, "r.yaml") == [device]
+    assert "prog_if: '30'\n" in record.dump(XHCI)
+    with pytest.raises(InputError, match="prog_if must be 1 to 2 hex digits"):
+        record.parse(record.dump(XHCI).replace("prog_if: '30'", "prog_if: '300'"), "r.yaml")
+
+
+def test_device_refuses_a_prog_if_out_of_range():
+    with pytest.raises(ValueError, match="prog_if '256' out of range 0..0xff"):
+        dataclasses.replace(XHCI, prog_if=0x100)

@@ -149,6 +149,12 @@ def hexes(draw, digits: int = 5) -> tuple[str, int]:
 
 
 @st.composite
+def hex_digits(draw, digits: int) -> tuple[str, int]:
+    token = "0x" + draw(st.from_regex(rf"[0-9a-fA-F]{{{digits}}}", fullmatch=True))
+    return token, int(token, 16)
+
+
+@st.composite
 def hex_bytes(draw) -> tuple[str, int]:
     """A revision: one or two hex digits, either case (fmt writes two, lower case)."""
     token = "0x" + draw(st.from_regex(r"[0-9a-fA-F]{1,2}", fullmatch=True))
@@ -349,11 +355,13 @@ def statements(draw, roles: list[str]) -> tuple[list[str], ast.Statement, bool]:
             return ["match", "id", token, "subsystem", stoken], ast.MatchId(v, d, sv, sd, True), False
         return ["match", "id", token], ast.MatchId(v, d), False
     if kind == "class":
-        token, value = draw(hexes(4))
+        six = draw(st.booleans())  # 0x0c0330: with the programming interface
+        token, value = draw(hexes(4)) if not six else draw(hex_digits(6))
         if draw(st.booleans()):
-            mtoken, mask = draw(hexes(4))
-            return ["match", "class", token, "mask", mtoken], ast.MatchClass(value, mask), False
-        return ["match", "class", token], ast.MatchClass(value), False
+            mtoken, mask = draw(hexes(6 if six else 4))
+            return (["match", "class", token, "mask", mtoken],
+                    ast.MatchClass(value, mask, with_prog_if=six), False)
+        return ["match", "class", token], ast.MatchClass(value, with_prog_if=six), False
     if kind == "registers":
         bar = draw(st.integers(0, 5))
         (low_token, low), (high_token, high) = draw(hexes(6)), draw(hexes(6))

@@ -68,6 +68,7 @@ def write_sysfs(root: Path, device: Device) -> Path:
                      0x4 | (0x1 if io_on else 0) | (0x2 if mem_on else 0),
                      0x10 if device.msix else 0)
     c[0x08], c[0x0A], c[0x0B] = device.revision, device.class_code & 0xFF, device.class_code >> 8
+    c[0x09] = device.prog_if or 0
     resource = [(0, 0, 0)] * 7
     for bar in device.bars:
         a = addr.get(bar.index, 0)
@@ -86,7 +87,8 @@ def write_sysfs(root: Path, device: Device) -> Path:
     (path / "config").write_bytes(bytes(c))
     (path / "resource").write_text("".join("0x%016x 0x%016x 0x%016x\n" % line for line in resource))
     for name, value in (("vendor", f"0x{device.vendor:04x}"), ("device", f"0x{device.device:04x}"),
-                        ("class", f"0x{device.class_code << 8:06x}"), ("revision", f"0x{device.revision:02x}"),
+                        ("class", f"0x{device.class_code << 8 | (device.prog_if or 0):06x}"),
+                        ("revision", f"0x{device.revision:02x}"),
                         ("subsystem_vendor", f"0x{device.subsystem_vendor:04x}"),
                         ("subsystem_device", f"0x{device.subsystem_device:04x}"), ("irq", "0")):
         (path / name).write_text(value + "\n")
@@ -127,7 +129,25 @@ def test_lspci_and_sysfs_read_back_the_generated_device(device):
     assert facts(from_sysfs) == facts(device)
     assert from_lspci.revision == (device.revision or None), text  # lspci prints no "(rev 00)"
     assert from_sysfs.revision == device.revision
+    # lspci -vvv prints no "(prog-if 00)" where pci.ids names none; the reader knows it is 00
+    assert from_lspci.prog_if == from_sysfs.prog_if == (device.prog_if or 0), text
     assert not from_lspci.msix_unknown and not from_sysfs.msix_unknown
+
+
+@pytest.mark.parametrize("class_code, prog_if, printed", [
+    (0x0C03, 0x30, True),  # (prog-if 30 [XHCI])
+    (0x0C03, 0x00, True),  # (prog-if 00 [UHCI]): 00, printed because pci.ids names it
+    (0x0380, 0x00, False),  # 00 and unnamed: lspci prints nothing
+    (0x0380, 0x07, True),  # (prog-if 07)
+])
+def test_prog_if_reads_back_from_lspci_and_sysfs(class_code, prog_if, printed):
+    device = Device("0000:01:00.0", vendor=0x1234, device=0x5678, subsystem_vendor=0x1234,
+                    subsystem_device=0x0001, class_code=class_code, prog_if=prog_if, revision=1,
+                    bars=(Bar(0, BarKind.MEM64, 64 * KiB),), msix=Msix(8, 0, 0x2000, 0, 0x3000))
+    from_lspci, from_sysfs, text = round_trip(device)
+    header = text.splitlines()[0]
+    assert (f"(prog-if {prog_if:02x}" in header) == printed, header
+    assert from_lspci.prog_if == from_sysfs.prog_if == prog_if, text
 
 
 SAS3008 = Device(

@@ -305,10 +305,15 @@ class MatchId(Node):
     span: Span = NO_SPAN
 
 
-class MatchClass(Node):
+class MatchClass(Node, uncompared=("digits",)):
+    """`match class 0x0108 [mask 0xff00]`: base class and subclass; written with 6 digits
+    (`0x0c0330`, ``with_prog_if``) the programming interface too, as the kernel's 24-bit class."""
+
     value: int
     mask: int | None = None
     span: Span = NO_SPAN
+    with_prog_if: bool = False
+    digits: int = 0  # hex digits as written (check refuses 5), 0 when not parsed
 
 
 Match = Union[MatchDriver, MatchModule, MatchId, MatchClass]

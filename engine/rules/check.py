@@ -129,8 +129,20 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
         if m.vendor is None and m.device is not None:
             err(m, "'match id *:DDDD' matches a device ID of any vendor: name the vendor")
     for m in f.of(ast.MatchClass):
-        if m.value > 0xFFFF or (m.mask is not None and m.mask > 0xFFFF):
-            err(m, "class is base class and subclass, 16 bits (e.g. 0x0107)")
+        _check_class(m, m.value, m.mask, m.with_prog_if, m.digits, err)
+
+
+def _check_class(node, value: int, mask: int | None, with_prog_if: bool, digits: int, err) -> None:
+    """A class in a match line: 4 hex digits (base class, subclass) or 6 (and prog-if)."""
+    if digits > 4 and digits != 6 or not with_prog_if and value > 0xFFFF:
+        err(node, f"class {value:#x} has {digits or 'more than 4'} hex digits: write 4, base class and"
+                  " subclass (e.g. 0x0107), or 6 with the programming interface (e.g. 0x0c0330)")
+    elif with_prog_if and mask is not None and mask > 0xFFFFFF:
+        err(node, "a 6-digit class (with the programming interface) takes a mask of at most"
+                  " 24 bits (e.g. 0xffff00)")
+    elif not with_prog_if and mask is not None and mask > 0xFFFF:
+        err(node, "a 4-digit class (base class and subclass) takes a mask of at most 16 bits"
+                  " (e.g. 0xff00); a 6-digit class compares the programming interface too")
 
 
 def _check_registers(f: ast.RuleFile, err) -> None:

@@ -221,6 +221,28 @@ def ids_match(node, device: Device | None) -> bool:
     return True
 
 
+def class_match(value: int, mask: int | None, with_prog_if: bool, device: Device) -> str | None:
+    """The device's class as compared ('0c03', '0c0330') when a `class` test holds, else None.
+
+    A 4-digit class compares base class and subclass; a 6-digit one the programming interface
+    too, and never holds for a device whose prog-if the input did not give, unless its mask
+    leaves the prog-if out (0xffff00)."""
+    if device.class_code is None:
+        return None
+    if not with_prog_if:
+        mask = 0xFFFF if mask is None else mask
+        return f"{device.class_code:04x}" if device.class_code & mask == value & mask else None
+    mask = 0xFFFFFF if mask is None else mask
+    if device.prog_if is None:
+        if mask & 0xFF:
+            return None
+        code, shown = device.class_code << 8, f"{device.class_code:04x}"
+    else:
+        code = device.class_code << 8 | device.prog_if
+        shown = f"{code:06x}"
+    return shown if code & mask == value & mask else None
+
+
 class _Compiler:
     """Each condition becomes (holds, evidence): a fast boolean test, and the sentence
     that explains the result, computed only when a rule fails or a trace is asked for."""

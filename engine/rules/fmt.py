@@ -110,6 +110,13 @@ def selector(s: ast.Selector) -> str:
 _id = ast.pci_id_text
 
 
+def class_text(value: int, mask: int | None, with_prog_if: bool) -> str:
+    """`class 0x0108 mask 0xff00`, or with six digits (`class 0x0c0330`) for a class with its
+    programming interface."""
+    width = 8 if with_prog_if else 6  # digits and the 0x
+    return f"class {value:#0{width}x}" + (f" mask {mask:#0{width}x}" if mask is not None else "")
+
+
 def example_item(item: ast.ExampleItem) -> str:
     if isinstance(item, ast.ExampleDevice):
         return f"device {quote(item.path.value)}"
@@ -154,7 +161,7 @@ def statement_lines(s: ast.Statement, comments: "_Comments") -> list[str]:
         sub = f" subsystem {_id(s.subsystem_vendor, s.subsystem_device)}" if s.has_subsystem else ""
         return [f"match id {_id(s.vendor, s.device)}{sub}"]
     if isinstance(s, ast.MatchClass):
-        return [f"match class {s.value:#06x}" + (f" mask {s.mask:#06x}" if s.mask is not None else "")]
+        return [f"match {class_text(s.value, s.mask, s.with_prog_if)}"]
     if isinstance(s, ast.Registers):
         pieces = text_lines(s.what)
         lines = [f"registers bar{s.bar} {s.start:#x}..{s.end:#x} {pieces[0]}"]

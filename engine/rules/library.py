@@ -21,7 +21,7 @@ from ..errors import Location, RuleError, RuleErrors
 from ..model import Device
 from . import ast, cache
 from .ast import stem_of
-from .compile import Candidate, CompiledFile, Violation, compile_file, ids_match
+from .compile import Candidate, CompiledFile, Violation, class_match, compile_file, ids_match
 from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = RULES
@@ -81,10 +81,8 @@ def _match_one(m, device: Device) -> tuple[int, str] | None:
     if isinstance(m, ast.MatchId):
         return (0, f"id {device.id_text} (line {m.span.line})") if ids_match(m, device) else None
     if isinstance(m, ast.MatchClass):
-        mask = 0xFFFF if m.mask is None else m.mask
-        if device.class_code is not None and device.class_code & mask == m.value & mask:
-            return 1, f"class {device.class_code:04x} (line {m.span.line})"
-        return None
+        shown = class_match(m.value, m.mask, m.with_prog_if, device)
+        return None if shown is None else (1, f"class {shown} (line {m.span.line})")
     if isinstance(m, ast.MatchDriver) and device.driver == m.name:
         return 2, f"driver {m.name} (line {m.span.line})"
     if isinstance(m, ast.MatchModule):
@@ -166,7 +164,7 @@ class Library:
         Matching reads only these fields, so devices that agree on them share one answer:
         a fleet audit asks once per page size for the same few devices over and over."""
         key = (device.vendor, device.device, device.subsystem_vendor, device.subsystem_device,
-               device.class_code, device.driver, device.modules)
+               device.class_code, device.prog_if, device.driver, device.modules)
         found = self._matching.get(key)
         if found is None:
             if len(self._matching) >= 10_000:

@@ -91,6 +91,13 @@ def _size(token: Token) -> int:
     return _bounded(token, re.match(r"[0-9]*", str(token)).group(), parse_size)
 
 
+def _class(items) -> tuple[int, int | None, bool]:
+    """(value, mask, with programming interface) of `CLASS [mask MASK]`: a class written with
+    six hex digits (0x0c0330) is the kernel's 24-bit class, prog-if included."""
+    mask = _int(items[1]) if len(items) > 1 else None
+    return _int(items[0]), mask, len(str(items[0])) == len("0x0c0330")
+
+
 def _id_part(text: str) -> int | None:
     return None if text == "*" else int(text, 16)
 
@@ -166,8 +173,8 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def match_class(self, meta, items):
-        mask = _int(items[1]) if len(items) > 1 else None
-        return ast.MatchClass(_int(items[0]), mask, self._span(meta))
+        value, mask, with_prog_if = _class(items)
+        return ast.MatchClass(value, mask, self._span(meta), with_prog_if, len(str(items[0])) - 2)
 
     @v_args(meta=True)
     def registers(self, meta, items):

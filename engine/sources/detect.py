@@ -12,7 +12,7 @@ HEADER_RE = re.compile(
 SPLICE_RE = re.compile(r"(?:pcilib|lspci): .*$")  # a pcilib/lspci warning printed into the output
 # Top-level keys of a barsafe record (engine.sources.record reads them): a file whose first line
 # is one of them is a record, so its mistakes get the record reader's precise errors.
-RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "revision", "name", "class_name",
+RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "prog_if", "revision", "name", "class_name",
                "driver", "modules", "bars", "rom", "msix", "msix_unknown", "notes", "provenance")
 _RECORD_START_RE = re.compile(r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_KEYS) + r")\s*:")
 

@@ -25,7 +25,12 @@ from ..units import parse_size, quote
 from .detect import HEADER_RE, SPLICE_RE, lines
 
 # lspci.c show_verbose ends the device line with " (rev %02x)" and " (prog-if %02x [name])".
-_TRAILER_RE = re.compile(r"\s*\((?:rev (?P<rev>[0-9a-f]{2})|prog-if [0-9a-f]{2}(?: \[[^\]]*\])?)\)\s*$")
+_TRAILER_RE = re.compile(
+    r"\s*\((?:rev (?P<rev>[0-9a-f]{2})|prog-if (?P<progif>[0-9a-f]{2})(?: \[[^\]]*\])?)\)\s*$")
+# Lines only a verbose listing prints for every device (show_verbose: "Flags:" at -v, "Control:"
+# at -vv); verbose lspci prints " (prog-if %02x)" whenever the byte is not 0 or pci.ids names it,
+# so in a verbose listing a device line without it means programming interface 00.
+_VERBOSE_LINES = ("Flags:", "Control:")
 _TRAILER_WINDOW = 160  # longer than any trailer: the regex runs on the line's end only
 _CLASS_RE = re.compile(r"^(?P<cls>.*?)(?: \[(?P<code>[0-9a-f]{4})\])?: (?P<name>.*)$")
 _NUMERIC_CLASS_RE = re.compile(r"^[0-9a-f]{4}$")
@@ -170,6 +175,8 @@ def _device(block: _Block, path: str) -> Device:
         text = line.strip()
         if depth == 1:
             in_msix = False
+            if text.startswith(_VERBOSE_LINES) and "class_code" in fields:
+                fields.setdefault("prog_if", 0)
             if text.startswith(("Region ", "Memory at", "I/O ports at", "[virtual] Memory at",
                                 "[virtual] I/O ports at")):
                 bar = _parse_bar(text, next_index, where)
@@ -245,6 +252,8 @@ def _parse_header(rest: str, fields: dict, notes: list[str], where: Location) ->
             break
         if m.group("rev"):
             fields["revision"] = int(m.group("rev"), 16)
+        elif m.group("progif"):
+            fields["prog_if"] = int(m.group("progif"), 16)
         rest = rest[:m.start()]
     m = _CLASS_RE.match(rest)
     if not m:

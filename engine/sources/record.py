@@ -290,6 +290,8 @@ def _device(node: yaml.Node, path: str) -> Device:
     # hex digits as lspci prints them; YAML 1.1 would read 0107 as octal
     if "class" in top:
         fields["class_code"] = r.hex_number(top["class"], "class", 4)
+    if "prog_if" in top:  # the class code's low byte, lspci's "(prog-if 30 [XHCI])"
+        fields["prog_if"] = r.hex_number(top["prog_if"], "prog_if", 2)
     if "revision" in top:
         fields["revision"] = r.hex_number(top["revision"], "revision", 2)
     for key in ("name", "class_name"):
@@ -400,6 +402,8 @@ def dump(device: Device) -> str:
         put("subsystem", f"{device.subsystem_vendor:04x}:{device.subsystem_device:04x}")
     if device.class_code is not None:
         put("class", f"{device.class_code:04x}")
+    if device.prog_if is not None:
+        put("prog_if", f"{device.prog_if:02x}")
     if device.revision is not None:
         put("revision", f"{device.revision:02x}")
     for key in ("name", "class_name", "driver"):

@@ -97,6 +97,7 @@ def read_device(path: Path) -> Device:
         "vendor": vendor, "device": device,
         "revision": config[0x08],
         "class_code": config[0x0B] << 8 | config[0x0A],
+        "prog_if": config[0x09],
         "origin": str(path),
     }
     slots = BAR_SLOTS if header_type == 0 else 2 if header_type == 1 else 0
