@@ -434,20 +434,23 @@ def _run_audit(args: argparse.Namespace, audit, inputs: list, rows=None) -> None
                     print(f"{'' if not progress else chr(10)}barsafe: error: {message(error)}", file=sys.stderr)
                 audit.merge(tally, rows)
     else:
-        for n, (name, read) in enumerate(inputs, start=1):
+        from .audit import Tally
+        from .sources import stream
+        for n, (name, _) in enumerate(inputs, start=1):
             if progress:
                 print(f"\r[{n}/{len(inputs)}] {name[-60:]:60}", end="", file=sys.stderr, flush=True)
-            audit.inputs += 1
+            # Streamed into a tally: memory holds each distinct device once (a 50 MB dump of a
+            # fleet's hosts is a few dozen devices), and an input that fails half-way counts
+            # for nothing, as on Dask.
+            tally = Tally()
             try:
-                devices = read()
+                tally.read(name, stream(name))
             except BarsafeError as exc:
+                audit.inputs += 1
                 audit.failed_inputs.append(name)
                 print(f"{'' if not progress else chr(10)}barsafe: error: {message(exc)}", file=sys.stderr)
                 continue
-            for device in devices:
-                verdicts = audit.add(device)
-                if rows is not None and verdicts is not None:
-                    rows(name, device.slot, device, verdicts)
+            audit.merge(tally, rows)
     if progress:
         print(file=sys.stderr)
 
