@@ -22,7 +22,7 @@ from .model import Device, Platform
 from .paths import CORPUS
 from .report import diagnostics, jsonout, text
 from .report.safe import long_text, message, printable
-from .sources import load, load_sysfs
+from .sources import load, load_sysfs, stream
 from .units import parse_size
 
 EXIT_OK, EXIT_NO, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -435,7 +435,6 @@ def _run_audit(args: argparse.Namespace, audit, inputs: list, rows=None) -> None
                 audit.merge(tally, rows)
     else:
         from .audit import Tally
-        from .sources import stream
         for n, (name, _) in enumerate(inputs, start=1):
             if progress:
                 print(f"\r[{n}/{len(inputs)}] {name[-60:]:60}", end="", file=sys.stderr, flush=True)

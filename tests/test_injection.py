@@ -76,6 +76,7 @@ def assert_clean(out: str) -> None:
 def run(capsys, monkeypatch, devices, *argv):
     monkeypatch.setattr(cli, "read_input", lambda args: list(devices))
     monkeypatch.setattr(cli, "load", lambda spec, *a: list(devices))
+    monkeypatch.setattr(cli, "stream", lambda spec: iter(devices))
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
