@@ -246,6 +246,14 @@ def test_an_unused_role_is_a_warning_at_the_role():
     assert warning.hint == "use it in a rule, or remove it"
 
 
+def test_a_misspelt_role_name_gets_a_did_you_mean():
+    text = HEAD + 'role doorbell = bar2\nrule a: require native doorbel size >= 4K else warn "m"\n'
+    (error,) = check_mod.check(parse(text, "t.rules"), "t")
+    assert error.message == "unknown role 'doorbel' (roles: doorbell; or use bar0..bar5)"
+    assert error.hint == "did you mean 'doorbell'?"
+    assert (error.location.line, error.location.column, error.end) == (5, 17, (5, 31))
+
+
 @pytest.mark.parametrize("use", [
     "when regs is memory require bar0 unchanged",  # in a guard
     "require native regs size >= 4K",  # native

@@ -210,7 +210,10 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
             if ref.role is not None and ref.role not in roles:
                 known = ", ".join(_cut(r) for r in sorted(roles)[:_LISTED]) or "none defined"
                 known += ", ..." if len(roles) > _LISTED else ""
-                err(ref, f"unknown role '{_cut(ref.role)}' (roles: {known}; or use bar0..bar5)")
+                # a did-you-mean among a file's few roles (hundreds would make it slow)
+                near = difflib.get_close_matches(ref.role, list(roles), n=1) if len(roles) <= 200 else []
+                err(ref, f"unknown role '{_cut(ref.role)}' (roles: {known}; or use bar0..bar5)",
+                    hint=f"did you mean '{_cut(near[0])}'?" if near else None)
         for atom in [*_atoms(rule.cond), *(_atoms(rule.guard) if rule.guard else [])]:
             if isinstance(atom, ast.Stays) and atom.ref.bar is not None:
                 err(atom, f"'bar{atom.ref.bar} stays' always holds: 'stays' compares where a role"
