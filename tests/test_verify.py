@@ -305,3 +305,16 @@ def test_refusal_message_read_from_qemu():
     msg = qemu_message((DATA / "qemu-megasas-bar0.stderr").read_text())
     assert msg.endswith("vfio 0000:02:00.0: Invalid MSI-X relocation BAR 0, I/O port BAR")
     assert compare.refusal_agrees("Invalid MSI-X relocation BAR 0, I/O port BAR", msg)
+
+
+def test_a_probe_that_never_returns_is_reported():
+    console = ("@@barsafe begin\n@@barsafe section insmod\nok /lib/modules/x/scsi_mod.ko\n"
+               "pending: module loading had not returned after 60s (a driver probe was still running)\n"
+               "@@barsafe section driver\n@@barsafe section dmesg\n"
+               "[ 9.1] megaraid_sas 0000:00:10.0: BAR:0x0  BAR's base_addr(phys):0x00000000febff000\n"
+               "@@barsafe end\n")
+    rep = guest.parse(console, "0000:00:10.0")
+    assert rep.finished and rep.driver is None
+    assert rep.driver_messages[-1].startswith("pending: module loading had not returned")
+    assert "BAR:0x0" in rep.driver_messages[0]
+    assert compare.observed_outcome(rep.booted, rep.driver is not None, False) == "fails"

@@ -110,4 +110,5 @@ def parse(console: str, slot: str) -> GuestReport:
                          if l.startswith("failed ")]
     short = slot.split(":", 1)[1]
     rep.driver_messages = [l for l in secs.get("dmesg", "").splitlines() if slot in l or f" {short}:" in l][-12:]
+    rep.driver_messages += [l for l in secs.get("insmod", "").splitlines() if l.startswith("pending:")]
     return rep

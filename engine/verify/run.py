@@ -117,7 +117,7 @@ def build_initrd(setup: Setup, workdir: Path, extra_initrd: str | None) -> Path:
     assert pf.busybox and pf.lspci and pf.kernel_release
     extra = Path(extra_initrd).read_bytes() if extra_initrd else b""
     data = initramfs.build(pf.busybox, pf.lspci, pf.kernel_release, pf.modules_dir, setup.modules,
-                           {"SLOT": initramfs.GUEST_SLOT, "SETTLE": "20",
+                           {"SLOT": initramfs.GUEST_SLOT, "SETTLE": "60",
                             "WANT": " ".join(setup.modules.wanted)}, extra)
     path = workdir / "initrd.cpio"
     path.write_bytes(data)
