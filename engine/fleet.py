@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from . import __version__
 from .audit import Tally
-from .errors import BarsafeError, UsageError
+from .errors import BarsafeError, Location, UsageError
 
 INSTALL = "--engine dask needs Dask: pip install 'barsafe[fleet]' (or pip install 'dask[distributed]')"
 PARTITION_BYTES = 8 << 20  # about this much input per task: seconds of parsing, a small tally back
@@ -31,19 +31,27 @@ _DIRECTORY_WEIGHT = 64 << 10  # a sysfs tree counts as this many bytes of input
 CONNECT_TIMEOUT = "20s"  # for a scheduler given by --scheduler
 
 
-def read_partition(names: list[str]) -> Tally:
-    """On a worker: the tally of these inputs, in order (an input that fails is listed with its
-    error, as the local engine prints it)."""
+def read_partition(inputs: list[tuple[str, str]]) -> Tally:
+    """On a worker: the tally of these inputs, in order; each is (its name as given, the absolute
+    path to open: a worker's working directory is not the driver's).  An input that fails is
+    listed with its error as the local engine prints it, under the name given."""
     from .sources import load
     tally = Tally()
-    for name in names:
+    for name, path in inputs:
         try:
-            devices = load(name)
+            devices = load(path)
         except BarsafeError as exc:
-            tally.fail(name, str(exc))
+            tally.fail(name, _as_named(exc, name, path))
             continue
         tally.read(name, devices)
     return tally
+
+
+def _as_named(exc: BarsafeError, name: str, path: str) -> str:
+    where = exc.location
+    if where is None or path == name or not where.path.startswith(path):
+        return str(exc)
+    return str(Location(name + where.path[len(path):], where.line, where.column)) + ": " + exc.message
 
 
 def barsafe_version() -> str:
@@ -162,10 +170,11 @@ class Cluster:
         work = []
         for where, run in runs:
             if where == "local":
-                work.append(run)
+                work.append([(name, name) for name in run])
             else:
                 for part in partitions(run, self.workers):
-                    work.append(self.client.submit(read_partition, part, pure=False))
+                    work.append(self.client.submit(
+                        read_partition, [(name, os.path.abspath(name)) for name in part], pure=False))
         for n, item in enumerate(work, start=1):
             if progress is not None:
                 progress(n, len(work))

@@ -277,3 +277,19 @@ def test_the_local_engine_never_imports_dask_or_pyarrow():
     done = subprocess.run([sys.executable, "-c", code, SEED], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["input"] == SEED
+
+
+def test_workers_open_absolute_paths_and_report_the_names_given(tmp_path, monkeypatch):
+    """A worker's working directory is not the driver's: it gets the absolute path to open,
+    and says what failed under the name the user gave, as the local engine does."""
+    monkeypatch.chdir(tmp_path)
+    Path("dumps").mkdir()
+    Path("dumps/bad.txt").write_text("this is not lspci\n")
+    tally = fleet.read_partition([("dumps/bad.txt", str(tmp_path / "dumps/bad.txt")),
+                                  ("dumps/gone.txt", str(tmp_path / "dumps/gone.txt")),
+                                  ("seed.yaml", SEED)])
+    assert tally.names == ["dumps/bad.txt", "dumps/gone.txt", "seed.yaml"]
+    assert [message for _, message in tally.failed] == [
+        "dumps/bad.txt:1: unknown input format: expected lspci -vvv text, a barsafe YAML record,"
+        " or a sysfs PCI device directory", "dumps/gone.txt: no such file"]
+    assert tally.counts == [1]
