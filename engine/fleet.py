@@ -35,11 +35,13 @@ def read_partition(inputs: list[tuple[str, str]]) -> Tally:
     """On a worker: the tally of these inputs, in order; each is (its name as given, the absolute
     path to open: a worker's working directory is not the driver's).  An input that fails is
     listed with its error as the local engine prints it, under the name given."""
-    from .sources import load
+    from .sources import stream
     tally = Tally()
     for name, path in inputs:
         try:
-            devices = load(path)
+            # streamed, keeping only MSI-X devices: a worker's memory is that of its devices
+            # that matter, not of its files; an input failing half-way adds nothing
+            devices = [d for d in stream(path) if d.msix is not None]
         except BarsafeError as exc:
             tally.fail(name, _as_named(exc, name, path))
             continue
