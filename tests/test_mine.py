@@ -122,6 +122,7 @@ def test_bars_packed_in_order(mined):
         assert ("ordinal", order, "memory", 0, 3, None, None) in found  # the i < PK_BARS_MAX loop
         assert ("ordinal", order, "memory", 0, 5, None, None) in found  # for_each_set_bit
     assert ("extent",) in deps(d)  # each packed BAR's length is stored
+    assert ("mask",) in deps(d)  # a BAR added among them shifts or overruns the array
     assert [(i.vendor, i.device, i.subvendor, i.subdevice) for i in d.ids] == [(0x1DD8, 0x100C, 0x1DD8, 0x4000)]
 
 

@@ -992,6 +992,15 @@ class _Scan:
                 for order in ORDERS:
                     self.dep(fn, where, "ordinal", order=order, attr=kind, low=low, high=high,
                              api="BARs packed in order into an array", detail=detail)
+            # any BAR added among those packed moves the others or lengthens the array (QAT's
+            # has three entries)
+            self.dep(fn, where, "mask", api="BARs packed in order into an array",
+                     detail="a BAR added among them shifts or overruns the packed array")
+        if submask is not None and mode in ("packed", "first"):
+            for bar in range(6):  # qat_4xxx packs only the memory BARs of slots 0, 2 and 4
+                if submask >> bar & 1:
+                    self.dep(fn, where, "fixed", bar=bar, api=f"pci_select_bars() & {submask:#x}",
+                             detail="slot taken part in the scan")
         elif mode == "first":
             for kind in sorted(kinds):
                 self.dep(fn, where, "ordinal", order="first", attr=kind, low=low, high=high,
