@@ -318,3 +318,19 @@ def test_a_probe_that_never_returns_is_reported():
     assert rep.driver_messages[-1].startswith("pending: module loading had not returned")
     assert "BAR:0x0" in rep.driver_messages[0]
     assert compare.observed_outcome(rep.booted, rep.driver is not None, False) == "fails"
+
+
+def test_virtio_pci_brings_the_virtio_device_driver(tmp_path):
+    d = fake_moddir(tmp_path)
+    with (d / "modules.dep").open("a") as f:
+        f.write("kernel/drivers/virtio/virtio_pci.ko:\nkernel/drivers/net/virtio_net.ko:\n")
+    with (d / "modules.alias").open("a") as f:
+        f.write("alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nalias virtio:d00000001v* virtio_net\n")
+    assert initramfs.virtio_modalias("pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00") == \
+        "virtio:d00000001v00001AF4"
+    assert initramfs.virtio_modalias("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00") == \
+        "virtio:d00000001v00001AF4"
+    assert initramfs.virtio_modalias("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02") is None
+    mods = initramfs.resolve_modules(d, None, "pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00")
+    assert mods.wanted == ["virtio_pci", "virtio_net"]
+    assert mods.paths[-1] == "kernel/drivers/net/virtio_net.ko"

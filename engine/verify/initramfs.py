@@ -77,6 +77,22 @@ def _softdeps(moddir: Path) -> dict[str, list[str]]:
     return out
 
 
+def virtio_modalias(pci_modalias: str) -> str | None:
+    """The virtio bus modalias behind a virtio-pci function (virtio spec 4.1.2: PCI device ID
+    0x1040 + the virtio device ID, or for a transitional 0x1000..0x103f device its subsystem ID)."""
+    m = re.match(r"^pci:v00001AF4d0000(?P<dev>[0-9A-F]{4})sv(?P<sv>[0-9A-F]{8})sd(?P<sd>[0-9A-F]{8})", pci_modalias)
+    if not m:
+        return None
+    dev = int(m["dev"], 16)
+    if 0x1040 <= dev <= 0x107F:
+        vid = dev - 0x1040
+    elif 0x1000 <= dev <= 0x103F:
+        vid = int(m["sd"], 16)
+    else:
+        return None
+    return f"virtio:d{vid:08X}v{int(m['sv'], 16):08X}"
+
+
 def resolve_modules(moddir: Path, wanted: list[str] | None, modalias: str | None) -> Modules:
     """The modules for the guest, dependencies first (modprobe's order)."""
     mods = Modules()
@@ -88,6 +104,12 @@ def resolve_modules(moddir: Path, wanted: list[str] | None, modalias: str | None
         names = [_name(w) for w in wanted]
     elif modalias:
         names = [n for n in _aliases(moddir, modalias) if n not in ("vfio_pci",)]
+        child = virtio_modalias(modalias) if "virtio_pci" in names else None
+        if child:  # virtio-pci only transports: the device's own driver binds on the virtio bus
+            more = [n for n in _aliases(moddir, child) if n not in names]
+            names += more
+            if more:
+                mods.notes.append(f"virtio device driver from modules.alias for {child}: {', '.join(more)}")
         if not names:
             mods.notes.append(f"no module in {moddir.name}'s modules.alias matches {modalias}:"
                               " give --modules")
