@@ -330,3 +330,150 @@ def test_records_keep_the_prog_if(tmp_path):
 def test_device_refuses_a_prog_if_out_of_range():
     with pytest.raises(ValueError, match="prog_if '256' out of range 0..0xff"):
         dataclasses.replace(XHCI, prog_if=0x100)
+
+
+# --- an ID with a class ------------------------------------------------------------------------
+
+GPU = Device("01:00.0", vendor=0x10DE, device=0x2684, class_code=0x0300, prog_if=0x00,
+             bars=(Bar(0, BarKind.MEM32, 16 * 1024 * KiB), Bar(1, BarKind.MEM64, 256 * 1024 * KiB)),
+             msix=Msix(9, 0, 0xB90000, 0, 0xBA0000))
+HDMI_AUDIO = dataclasses.replace(GPU, device=0x22BA, class_code=0x0403)
+
+
+def test_match_id_with_a_class_parses_and_round_trips():
+    f = parse("ruleset t\nmatch id 10DE:* class 0x0300 mask 0xFF00\n"
+              "match id 8086:104f subsystem 8086:* class 0x020000 mask 0xffff00\n", "t.rules")
+    assert f.matches == [
+        ast.MatchId(0x10DE, None, class_value=0x0300, class_mask=0xFF00),
+        ast.MatchId(0x8086, 0x104F, 0x8086, None, True, class_value=0x020000, class_mask=0xFFFF00,
+                    class_with_prog_if=True)]
+    assert f.matches[0] != ast.MatchId(0x10DE, None)
+    assert round_trips(fmt(f)).splitlines()[2:] == [
+        "match id 10de:* class 0x0300 mask 0xff00",
+        "match id 8086:104f subsystem 8086:* class 0x020000 mask 0xffff00"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("match id 10de:* class 0x03000", "class 0x3000 has 5 hex digits: write 4, base class and subclass"
+                                      " (e.g. 0x0107), or 6 with the programming interface (e.g. 0x0c0330)"),
+    ("match id 10de:* class 0x0300 mask 0xff0000", "a 4-digit class (base class and subclass) takes a"
+                                                  " mask of at most 16 bits (e.g. 0xff00); a 6-digit"
+                                                  " class compares the programming interface too"),
+])
+def test_check_rejects_a_bad_class_in_a_match_id(line, message):
+    assert check_messages(f"ruleset t\n{SOURCE}{line}\n") == [(3, message)]
+
+
+def test_a_class_after_an_id_is_a_syntax_error_elsewhere():
+    with pytest.raises(Exception) as info:
+        parse('ruleset t\nrule r: require device id 10de:* class 0x0300 else warn "m"\n', "t.rules")
+    assert "unexpected 'class'" in info.value.errors[0].message
+
+
+@pytest.mark.parametrize("line, device, hit", [
+    ("match id 10de:* class 0x0300 mask 0xff00", GPU, "id 10de:2684, class 0300 (line 3)"),
+    ("match id 10de:* class 0x0300 mask 0xff00", dataclasses.replace(GPU, class_code=0x0302),
+     "id 10de:2684, class 0302 (line 3)"),  # 3D controller: base class display
+    ("match id 10de:* class 0x0300 mask 0xff00", HDMI_AUDIO, None),
+    ("match id 10de:* class 0x0300 mask 0xff00", dataclasses.replace(GPU, vendor=0x1002), None),
+    ("match id 10de:* class 0x0300 mask 0xff00", dataclasses.replace(GPU, class_code=None), None),
+    ("match id 1002:* class 0x038000", dataclasses.replace(GPU, vendor=0x1002, class_code=0x0380),
+     "id 1002:2684, class 038000 (line 3)"),
+    ("match id 1002:* class 0x038000", dataclasses.replace(GPU, vendor=0x1002, class_code=0x0380,
+                                                           prog_if=None), None),
+])
+def test_match_id_with_a_class_needs_both(tmp_path, line, device, hit):
+    lib = make_library(tmp_path, {"g": f"{line}\n"})
+    found = lib.rulesets["g"].match(device)
+    assert found == (None if hit is None else (0, hit))
+
+
+def test_shipped_nouveau_claims_nvidia_displays_but_not_their_audio(lib):
+    assert [rs.name for rs, _ in lib.matching(GPU)] == ["nouveau"]
+    assert [rs.name for rs, _ in lib.matching(dataclasses.replace(GPU, vendor=0x12D2))] == ["nouveau"]
+    assert lib.matching(dataclasses.replace(HDMI_AUDIO, driver=None, modules=())) == []
+
+
+def test_shipped_i40e_claims_8086_104f_only_as_ethernet(lib):
+    nic = dataclasses.replace(GPU, vendor=0x8086, device=0x104F, class_code=0x0200)
+    assert [rs.name for rs, _ in lib.matching(nic)] == ["i40e"]
+    assert lib.matching(dataclasses.replace(nic, class_code=0x0280)) == []  # ipw2200's class
+
+
+def test_shipped_amdgpu_claims_new_parts_by_class(lib):
+    navi48 = dataclasses.replace(GPU, vendor=0x1002, device=0x7550)  # not in the ID list
+    assert [rs.name for rs, _ in lib.matching(navi48)] == ["amdgpu"]
+    mi300 = dataclasses.replace(navi48, device=0x74A1, class_code=0x1200)
+    assert [rs.name for rs, _ in lib.matching(mi300)] == ["amdgpu"]
+    tahiti = dataclasses.replace(navi48, device=0x6798)  # radeon's by ID, amdgpu's by class
+    assert [rs.name for rs, _ in lib.matching(tahiti)] == ["amdgpu", "radeon"]
+    hdmi = dataclasses.replace(navi48, device=0xAB28, class_code=0x0403)
+    assert lib.matching(hdmi) == []
+
+
+# --- ID ranges ---------------------------------------------------------------------------------
+
+def test_id_range_parses_and_round_trips():
+    f = parse("ruleset t\nmatch id 1AF4:1000..107F\n"
+              'rule r:\n    when device id 1af4:1000..103f\n    require bar0 is io\n    else warn "m"\n',
+              "t.rules")
+    assert f.matches == [ast.MatchId(0x1AF4, 0x1000, device_high=0x107F)]
+    assert f.matches[0] != ast.MatchId(0x1AF4, 0x1000)
+    assert f.rules[0].guard == ast.DeviceId(0x1AF4, 0x1000, device_high=0x103F)
+    out = round_trips(fmt(f))
+    assert "match id 1af4:1000..107f\n" in out and "when device id 1af4:1000..103f\n" in out
+
+
+@pytest.mark.parametrize("text, message, column", [
+    ("match id 1af4:1000 subsystem 1af4:0001..0002",
+     "ID range '1af4:0001..0002': a range names device IDs in 'match id' and 'device id', not a subsystem", 30),
+    ('example "e" {\n    id 1af4:1000..1001\n    msix 1 table bar0 0x0 pba bar0 0x800\n    expect off safe\n}',
+     "ID range '1af4:1000..1001': a range names device IDs in 'match id' and 'device id', not an example's"
+     " device", 8),
+])
+def test_an_id_range_elsewhere_is_an_error_at_the_token(text, message, column):
+    with pytest.raises(Exception) as info:
+        parse(f"ruleset t\n{text}\n", "t.rules")
+    (error,) = info.value.errors
+    assert error.message == message
+    assert (error.location.line, error.location.column) == ((3 if "example" in text else 2), column)
+
+
+def test_check_rejects_an_empty_id_range():
+    text = (f"ruleset t\n{SOURCE}match id 1af4:107f..1000\n"
+            'rule r:\n    when device id 1af4:0002..0001\n    require bar0 is io\n    else warn "m"\n')
+    assert check_messages(text) == [(3, "empty ID range 1af4:107f..1000: write the lower device ID first"),
+                                    (5, "empty ID range 1af4:0002..0001: write the lower device ID first")]
+
+
+@pytest.mark.parametrize("device_id, hit", [
+    (0x1000, True), (0x1041, True), (0x107F, True), (0x0FFF, False), (0x1080, False), (0x1110, False)])
+def test_id_range_matches_its_ends_and_nothing_past_them(tmp_path, device_id, hit):
+    lib = make_library(tmp_path, {"v": "match id 1af4:1000..107f\n"})
+    device = dataclasses.replace(GPU, vendor=0x1AF4, device=device_id, driver=None, modules=())
+    assert (lib.rulesets["v"].match(device) is not None) == hit
+    assert bool(lib.matching(device)) == hit
+
+
+def test_device_id_range_in_a_condition(tmp_path):
+    from engine.rules.compile import Candidate, compile_file
+    from engine.relocate import Layout
+    f = parse('ruleset t\nrule legacy:\n    when device id 1af4:1000..103f\n    require bar0 is io\n'
+              '    else warn "legacy"\n', "t.rules")
+    rules = compile_file(f)
+    layout = Layout(GPU.bars, GPU.msix)
+
+    def broken(device_id):
+        device = dataclasses.replace(GPU, vendor=0x1AF4, device=device_id)
+        return [v.rule for v in rules.evaluate(Candidate(layout, layout, X86, "off", device))]
+    assert broken(0x1000) == broken(0x103F) == ["legacy"]
+    assert broken(0x1041) == []
+    (guard_text,) = [rules.rules[0].guard[1](Candidate(layout, layout, X86, "off",
+                                                        dataclasses.replace(GPU, vendor=0x1AF4, device=0x1041)))]
+    assert guard_text == "device is 1af4:1041 (not 1af4:1000..103f)"
+
+
+def test_shipped_virtio_set_claims_the_whole_range(lib):
+    for device_id, names in ((0x1041, ["virtio-pci"]), (0x105A, ["virtio-pci"]), (0x1110, [])):
+        device = dataclasses.replace(GPU, vendor=0x1AF4, device=device_id, class_code=0x0200)
+        assert [rs.name for rs, _ in lib.matching(device)] == names

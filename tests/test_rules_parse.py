@@ -169,6 +169,16 @@ def pci_ids(draw) -> tuple[str, int | None, int | None]:
 
 
 @st.composite
+def ranged_pci_ids(draw) -> tuple[str, int | None, int | None, int | None]:
+    """An ID for `match id` / `device id`: sometimes a device range, 1af4:1000..107f."""
+    token, v, d = draw(pci_ids())
+    if d is None or not draw(st.booleans()):
+        return token, v, d, None
+    high = draw(st.from_regex(r"[0-9a-fA-F]{4}", fullmatch=True))
+    return f"{token}..{high}", v, d, int(high, 16)
+
+
+@st.composite
 def refs(draw, roles: list[str]) -> tuple[list[str], ast.Ref]:
     native = draw(st.booleans())
     if roles and draw(st.booleans()):
@@ -185,11 +195,12 @@ def new_atoms(draw, roles: list[str]) -> tuple[list[str], ast.Cond]:
     """`REF added`, `device id V:D [subsystem V:D]`, `revision OP 0xNN`."""
     kind = draw(st.sampled_from(["added", "device", "revision"]))
     if kind == "device":
-        token, v, d = draw(pci_ids())
+        token, v, d, high = draw(ranged_pci_ids())
         if draw(st.booleans()):
             stoken, sv, sd = draw(pci_ids())
-            return ["device", "id", token, "subsystem", stoken], ast.DeviceId(v, d, sv, sd, True)
-        return ["device", "id", token], ast.DeviceId(v, d)
+            return (["device", "id", token, "subsystem", stoken],
+                    ast.DeviceId(v, d, sv, sd, True, device_high=high))
+        return ["device", "id", token], ast.DeviceId(v, d, device_high=high)
     if kind == "revision":
         op = draw(st.sampled_from(["==", "!=", ">=", "<=", ">", "<"]))
         token, value = draw(hex_bytes())
@@ -349,11 +360,22 @@ def statements(draw, roles: list[str]) -> tuple[list[str], ast.Statement, bool]:
         node = ast.MatchDriver(name) if kind == "driver" else ast.MatchModule(name)
         return ["match", kind, name], node, False
     if kind == "id":
-        token, v, d = draw(pci_ids())
+        token, v, d, high = draw(ranged_pci_ids())
+        tokens, fields = ["match", "id", token], {"device_high": high}
         if draw(st.booleans()):
             stoken, sv, sd = draw(pci_ids())
-            return ["match", "id", token, "subsystem", stoken], ast.MatchId(v, d, sv, sd, True), False
-        return ["match", "id", token], ast.MatchId(v, d), False
+            tokens += ["subsystem", stoken]
+            fields.update(subsystem_vendor=sv, subsystem_device=sd, has_subsystem=True)
+        if draw(st.booleans()):  # `class 0x0300 [mask 0xff00]` or six digits
+            six = draw(st.booleans())
+            ctoken, value = draw(hex_digits(6)) if six else draw(hexes(4))
+            tokens += ["class", ctoken]
+            fields.update(class_value=value, class_with_prog_if=six)
+            if draw(st.booleans()):
+                mtoken, mask = draw(hexes(6 if six else 4))
+                tokens += ["mask", mtoken]
+                fields["class_mask"] = mask
+        return tokens, ast.MatchId(v, d, **fields), False
     if kind == "class":
         six = draw(st.booleans())  # 0x0c0330: with the programming interface
         token, value = draw(hexes(4)) if not six else draw(hex_digits(6))

@@ -210,7 +210,7 @@ class Added(Node):
 
 
 class DeviceId(Node):
-    """`device id 1da3:0001`: the rule is about this device (IDs may be *)."""
+    """`device id 1da3:0001`: the rule is about this device (IDs may be *, the device a range)."""
 
     vendor: int | None
     device: int | None
@@ -218,6 +218,7 @@ class DeviceId(Node):
     subsystem_device: int | None = None
     has_subsystem: bool = False
     span: Span = NO_SPAN
+    device_high: int | None = None  # `1af4:1000..107f`: device IDs device..device_high
 
 
 class DeviceIdUnknown(Node):
@@ -296,13 +297,21 @@ class MatchModule(Node):
     span: Span = NO_SPAN
 
 
-class MatchId(Node):
+class MatchId(Node, uncompared=("class_digits",)):
+    """`match id 10de:* [subsystem V:D] [class 0x0300 [mask 0xff00]]`: IDs (the device part
+    may be a range, `1af4:1000..107f`), and a class the device must also have."""
+
     vendor: int | None
     device: int | None
     subsystem_vendor: int | None = None
     subsystem_device: int | None = None
     has_subsystem: bool = False
     span: Span = NO_SPAN
+    device_high: int | None = None  # device IDs device..device_high
+    class_value: int | None = None  # as in `match class`
+    class_mask: int | None = None
+    class_with_prog_if: bool = False
+    class_digits: int = 0
 
 
 class MatchClass(Node, uncompared=("digits",)):
@@ -479,6 +488,7 @@ def quoted(value: object, limit: int = QUOTED_MAX) -> str:
     return f"{shown[:-1]}...{shown[-1]} ({len(text)} characters)"
 
 
-def pci_id_text(vendor: int | None, device: int | None) -> str:
-    """`1000:0097`, with `*` for a part that matches anything."""
-    return f"{'*' if vendor is None else f'{vendor:04x}'}:{'*' if device is None else f'{device:04x}'}"
+def pci_id_text(vendor: int | None, device: int | None, device_high: int | None = None) -> str:
+    """`1000:0097`, with `*` for a part that matches anything, `1af4:1000..107f` for a range."""
+    high = f"..{device_high:04x}" if device_high is not None and device is not None else ""
+    return f"{'*' if vendor is None else f'{vendor:04x}'}:{'*' if device is None else f'{device:04x}'}{high}"

@@ -128,8 +128,18 @@ def _check_header(f: ast.RuleFile, stem: str | None, err) -> None:
     for m in f.of(ast.MatchId):
         if m.vendor is None and m.device is not None:
             err(m, "'match id *:DDDD' matches a device ID of any vendor: name the vendor")
+        if m.class_value is not None:
+            _check_class(m, m.class_value, m.class_mask, m.class_with_prog_if, m.class_digits, err)
+        _check_id_range(m, err)
     for m in f.of(ast.MatchClass):
         _check_class(m, m.value, m.mask, m.with_prog_if, m.digits, err)
+
+
+def _check_id_range(node, err) -> None:
+    """`1af4:1000..107f`: the lower device ID first."""
+    if node.device_high is not None and node.device is not None and node.device_high < node.device:
+        text = ast.pci_id_text(node.vendor, node.device, node.device_high)
+        err(node, f"empty ID range {text}: write the lower device ID first")
 
 
 def _check_class(node, value: int, mask: int | None, with_prog_if: bool, digits: int, err) -> None:
@@ -215,6 +225,8 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
                 err(ref, f"unknown role '{_cut(ref.role)}' (roles: {known}; or use bar0..bar5)",
                     hint=f"did you mean '{_cut(near[0])}'?" if near else None)
         for atom in [*_atoms(rule.cond), *(_atoms(rule.guard) if rule.guard else [])]:
+            if isinstance(atom, ast.DeviceId):
+                _check_id_range(atom, err)
             if isinstance(atom, ast.Stays) and atom.ref.bar is not None:
                 err(atom, f"'bar{atom.ref.bar} stays' always holds: 'stays' compares where a role"
                           f" resolves; for a fixed BAR use 'unchanged' or an attribute")

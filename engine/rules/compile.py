@@ -213,7 +213,13 @@ def ids_match(node, device: Device | None) -> bool:
     """A `match id` line or a `device id` condition against a device (None parts match all)."""
     if device is None or device.vendor is None:
         return False
-    if node.vendor not in (None, device.vendor) or node.device not in (None, device.device):
+    if node.vendor not in (None, device.vendor):
+        return False
+    high = node.device_high
+    if node.device is not None and high is not None:  # a range, `1af4:1000..107f`
+        if device.device is None or not node.device <= device.device <= high:
+            return False
+    elif node.device not in (None, device.device):
         return False
     if node.has_subsystem:
         return (node.subsystem_vendor in (None, device.subsystem_vendor)
@@ -449,7 +455,7 @@ class _Compiler:
         def test(c: Candidate) -> bool:
             return ids_match(node, c.device)
 
-        wanted = ast.pci_id_text(node.vendor, node.device) + (
+        wanted = ast.pci_id_text(node.vendor, node.device, node.device_high) + (
             f" subsystem {ast.pci_id_text(node.subsystem_vendor, node.subsystem_device)}"
             if node.has_subsystem else "")
 

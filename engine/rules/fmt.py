@@ -64,7 +64,7 @@ def cond(c: ast.Cond, parent: type | None = None) -> str:
         return f"{ref(c.ref)} added"
     if isinstance(c, ast.DeviceId):
         sub = f" subsystem {_id(c.subsystem_vendor, c.subsystem_device)}" if c.has_subsystem else ""
-        return f"device id {_id(c.vendor, c.device)}{sub}"
+        return f"device id {_id(c.vendor, c.device, c.device_high)}{sub}"
     if isinstance(c, ast.RevisionCmp):
         return f"revision {c.op} {c.value:#04x}"
     if isinstance(c, ast.DeviceIdUnknown):
@@ -159,7 +159,9 @@ def statement_lines(s: ast.Statement, comments: "_Comments") -> list[str]:
         return [f"match module {s.name}"]
     if isinstance(s, ast.MatchId):
         sub = f" subsystem {_id(s.subsystem_vendor, s.subsystem_device)}" if s.has_subsystem else ""
-        return [f"match id {_id(s.vendor, s.device)}{sub}"]
+        cls = (f" {class_text(s.class_value, s.class_mask, s.class_with_prog_if)}"
+               if s.class_value is not None else "")
+        return [f"match id {_id(s.vendor, s.device, s.device_high)}{sub}{cls}"]
     if isinstance(s, ast.MatchClass):
         return [f"match {class_text(s.value, s.mask, s.with_prog_if)}"]
     if isinstance(s, ast.Registers):

@@ -79,7 +79,12 @@ class Ruleset:
 
 def _match_one(m, device: Device) -> tuple[int, str] | None:
     if isinstance(m, ast.MatchId):
-        return (0, f"id {device.id_text} (line {m.span.line})") if ids_match(m, device) else None
+        if not ids_match(m, device):
+            return None
+        if m.class_value is None:
+            return 0, f"id {device.id_text} (line {m.span.line})"
+        shown = class_match(m.class_value, m.class_mask, m.class_with_prog_if, device)
+        return None if shown is None else (0, f"id {device.id_text}, class {shown} (line {m.span.line})")
     if isinstance(m, ast.MatchClass):
         shown = class_match(m.value, m.mask, m.with_prog_if, device)
         return None if shown is None else (1, f"class {shown} (line {m.span.line})")

@@ -102,13 +102,23 @@ def _id_part(text: str) -> int | None:
     return None if text == "*" else int(text, 16)
 
 
-def _ids(items) -> tuple:
-    """(vendor, device, subsystem vendor, subsystem device, has subsystem) of `V:D [subsystem V:D]`."""
-    v, d = (_id_part(p) for p in str(items[0]).split(":"))
-    if len(items) > 1:
-        sv, sd = (_id_part(p) for p in str(items[1]).split(":"))
-        return v, d, sv, sd, True
-    return v, d, None, None, False
+def _ids(items, ranged: bool = False) -> tuple:
+    """(vendor, device, subsystem vendor, subsystem device, has subsystem) of `V:D [subsystem V:D]`,
+    and with ``ranged`` the device range's upper end (None: one ID) after them."""
+    ids = [t for t in items if isinstance(t, Token) and t.type == "PCI_ID"]
+    for token in ids[1:] if ranged else ids:
+        if ".." in str(token):
+            raise _BadValue(f"ID range {ast.quoted(str(token))}: a range names device IDs in"
+                            f" 'match id' and 'device id', not " + ("a subsystem" if ranged else
+                                                                     "an example's device"), token)
+    vendor, _, device = str(ids[0]).partition(":")
+    device, _, high = device.partition("..")
+    v, d = _id_part(vendor), _id_part(device)
+    out: tuple = (v, d, None, None, False)
+    if len(ids) > 1:
+        sv, sd = (_id_part(p) for p in str(ids[1]).split(":"))
+        out = (v, d, sv, sd, True)
+    return out + ((int(high, 16) if high else None),) if ranged else out
 
 
 class _ToAst(Transformer):
@@ -169,7 +179,14 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def match_id(self, meta, items):
-        return ast.MatchId(*_ids(items), self._span(meta))
+        *ids, high = _ids(items, ranged=True)
+        hexes = [t for t in items if isinstance(t, Token) and t.type == "HEX"]
+        cls = {}
+        if hexes:
+            value, mask, with_prog_if = _class(hexes)
+            cls = dict(class_value=value, class_mask=mask, class_with_prog_if=with_prog_if,
+                       class_digits=len(str(hexes[0])) - 2)
+        return ast.MatchId(*ids, span=self._span(meta), device_high=high, **cls)
 
     @v_args(meta=True)
     def match_class(self, meta, items):
@@ -285,7 +302,8 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def device_id(self, meta, items):
-        return ast.DeviceId(*_ids(items), self._span(meta))
+        *ids, high = _ids(items, ranged=True)
+        return ast.DeviceId(*ids, span=self._span(meta), device_high=high)
 
     @v_args(meta=True)
     def device_id_unknown(self, meta, items):
