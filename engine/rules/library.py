@@ -25,7 +25,7 @@ from .compile import Candidate, CompiledFile, Violation, class_match, compile_fi
 from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = RULES
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 
 
 class Ruleset:
