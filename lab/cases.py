@@ -43,7 +43,9 @@ def observation(c: dict) -> dict | None:
                 "evidence": f"guest driver {c['driver']} bound; {c['msix_vectors']} MSI-X vectors,"
                             f" {c['msix_interrupts']} interrupts"}
     if c["observed"] == "fails":
-        msgs = "; ".join(m.split("] ", 1)[-1] for m in c["guest_messages"][-3:])
+        msgs = "; ".join(m.split("] ", 1)[-1] for m in c["guest_messages"][-3:]) or (
+            "loading the driver never returned: the guest was stopped at verify's timeout"
+            f" after {c['seconds']:.0f} s")
         return {"strategy": target, "outcome": "fails",
                 "evidence": f"QEMU accepted; the guest driver did not bind ({msgs})"}
     return None  # bound but no MSI-X interrupt seen, or timed out: decides nothing
@@ -91,6 +93,7 @@ def case(name: str, entry: dict, summary: dict, date: str) -> dict:
                 "command": " ".join(c["command"] or []),
             } for c in cands],
         },
+        **({"notes": [f"known difference, reported: {lab.known.why}"]} if lab.known else {}),
         "sources": [f"barsafe lab run of {date}: python -m lab.run (lab/README in README.md, 'The lab')"],
     }
 
@@ -112,6 +115,9 @@ def dump(data: dict) -> str:
     out += [f"  - {_flow(o)}" for o in data["observations"]]
     lab = yaml.safe_dump({"lab": data["lab"]}, sort_keys=False, width=110, allow_unicode=True)
     out.append(lab.rstrip("\n"))
+    if data.get("notes"):
+        out.append("notes:")
+        out += [f"  - {_flow(n)}" for n in data["notes"]]
     out.append("sources:")
     out += [f"  - {_flow(src)}" for src in data["sources"]]
     return "\n".join(out) + "\n"
