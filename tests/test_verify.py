@@ -334,3 +334,15 @@ def test_virtio_pci_brings_the_virtio_device_driver(tmp_path):
     mods = initramfs.resolve_modules(d, None, "pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00")
     assert mods.wanted == ["virtio_pci", "virtio_net"]
     assert mods.paths[-1] == "kernel/drivers/net/virtio_net.ko"
+
+
+def test_layout_is_not_equal_when_simulate_refused_but_qemu_built_one():
+    from engine.verify.run import CaseResult
+    from engine.strategies import run as run_strategy
+    rep = guest.parse((DATA / "console-nvme-bar5.log").read_text(), "0000:00:10.0")
+    refused = run_strategy("bar1", QEMU_NVME, Platform(4096, True))
+    assert refused.refused
+    res = CaseResult("bar1", refused, "refused", [], accepted=True, report=rep)
+    assert res.layout_equal is False
+    ok = CaseResult("bar5", relocate(QEMU_NVME, Platform(4096, True), 5), "safe", [], accepted=True, report=rep)
+    assert ok.layout_equal is True
