@@ -7,7 +7,7 @@ import pytest
 
 from engine.audit import Audit
 from engine.cli import main
-from engine.model import Bar, BarKind, Device, Msix
+from engine.model import Bar, BarKind, Device
 from engine.rules import library
 from engine.sources import load
 
@@ -17,9 +17,7 @@ SHARED = ROOT.parent / "shared" / "corpus" / "lspci"
 K = 1024
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def run_audit(devices, pages=(64 * K,), io_space=False, names=("qemu-rfc", "reverse", "off")):

@@ -17,7 +17,6 @@ from engine.audit import Audit
 from engine.model import Bar, BarKind, Device, Msix, Platform
 from engine.relocate import MSG_MSIX_INIT, MSG_PBA_OUTSIDE, diagnose_msix, native_outcome, relocate
 from engine.report import config, jsonout, text
-from engine.rules import library
 from engine.score import answer, judge
 
 K = 1024
@@ -25,14 +24,8 @@ X86 = Platform(4 * K)
 BAR0_64 = Bar(0, BarKind.MEM64, 16 * K)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return library.load(use_cache=False)
 
 
 def dev(msix: Msix, bars=(BAR0_64,), vendor=0x1234, device=0x5678) -> Device:

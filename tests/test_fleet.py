@@ -20,7 +20,6 @@ import pytest
 from engine import fleet
 from engine.audit import Audit, Tally
 from engine.cli import main
-from engine.rules import library
 from engine.sources import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,14 +31,8 @@ PAGES = [4 * K, 16 * K, 64 * K]
 NAMES = ["qemu-rfc", "reverse", "extend-only", "cloud-hypervisor", "pve-tools", "qemu", "off"]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return library.load(use_cache=False)
 
 
 def inputs() -> list[str]:

@@ -18,8 +18,7 @@ import pytest
 from engine import cli
 from engine.errors import RuleError, Location, UsageError
 from engine.model import Bar, BarKind, Device, Msix, Platform
-from engine.report import audit as audit_report, config, diagnostics, qemu_table, safe, text
-from engine.rules import library
+from engine.report import config, diagnostics, qemu_table, safe, text
 from engine.score import answer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,14 +37,8 @@ INJECTED_LINE = re.compile(r"^\s*(hookscript|args: -device evil|hostpci9|<hostde
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e]")
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return library.load(use_cache=False)
 
 
 def hostile(slot=EVIL_SLOT, **fields) -> Device:

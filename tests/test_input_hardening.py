@@ -23,10 +23,7 @@ from engine.sources import MAX_INPUT_BYTES, load, lspci, record, sysfs
 from engine.units import parse_size, quote
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """`which` loads the rule library: keep its cache out of the user's home."""
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 # --- sizes and numbers ---------------------------------------------------------------------

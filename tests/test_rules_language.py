@@ -28,14 +28,8 @@ KiB = 1024
 X86 = Platform(4 * KiB)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return library.load(use_cache=False)
 
 
 def check_messages(text: str, stem: str = "t") -> list[tuple[int, str]]:

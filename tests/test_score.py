@@ -9,7 +9,6 @@ import pytest
 
 from engine.cli import main
 from engine.model import Bar, BarKind, Device, Msix, Platform
-from engine.rules import library
 from engine.score import answer
 from engine.sources import load
 
@@ -18,14 +17,8 @@ SEED = str(ROOT / "corpus/devices/seed/lsi-sas3008-1000-0097.yaml")
 POWER8 = Platform(64 * 1024, io_space=False)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BARSAFE_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return library.load(use_cache=False)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest

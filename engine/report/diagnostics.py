@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..errors import BarsafeError, RuleError, RuleErrors
+from ..errors import BarsafeError, RuleErrors
 from .safe import TEXT_LIMIT, long_text, message as escaped, printable
 
 SOURCE_LIMIT = 400  # characters of the offending line shown; the caret is dropped past them

@@ -18,7 +18,7 @@ from ..model import BAR_SLOTS
 from ..strategies import all_names
 from ..units import format_size
 from . import ast
-from .ast import quoted, stem_of
+from .ast import quoted
 
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import re
 from functools import lru_cache
-from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
