@@ -297,6 +297,23 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Layout:
+    """BARs and MSI-X capability as the guest sees them: the device's own (relocation off) or
+    what a relocation computes (engine/relocate.py).  Rules compare two of them; computed
+    layouts are not Devices and are not held to a real device's bounds."""
+
+    bars: tuple[Bar, ...]
+    msix: Msix | None
+    device_backed: int | None = None  # bytes of the MSI-X BAR backed by the device; None: all
+
+    def bar(self, index: int) -> Bar | None:
+        for bar in self.bars:
+            if bar.index == index:
+                return bar
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Platform:
     """The host: its page size decides what QEMU traps; I/O space decides which BARs it sees."""
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 from . import strategies
 from .memo import same_arguments_as_last_call
-from .model import Device, Platform
-from .relocate import (Finding, Layout, MsixDiagnosis, Outcome, PageAnalysis, RegisterSpan,
+from .model import Device, Layout, Platform
+from .relocate import (Finding, MsixDiagnosis, Outcome, PageAnalysis, RegisterSpan,
                        analyse_pages, diagnose_msix, visible_bars)
 from .rules.compile import Candidate, Violation
 from .rules.library import Ruleset

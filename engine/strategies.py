@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, BarKind, Device, Platform
-from .relocate import (MSG_AUTO, Finding, Layout, Outcome, QemuBar, msix_size, native_outcome,
+from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, BarKind, Device, Layout, Platform
+from .relocate import (MSG_AUTO, Finding, Outcome, QemuBar, msix_size, native_outcome,
                        power_of_two_problem, qemu_view, relocate, rfc_cost, visible_bars)
 from .units import align_up, format_size
 

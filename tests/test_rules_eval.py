@@ -15,9 +15,9 @@ import pytest
 
 from engine import strategies
 from engine.cli import main
-from engine.model import Bar, BarKind, Device, Msix, Platform
-from engine.relocate import Layout
-from engine.rules import ast, library, testing
+from engine.model import Bar, BarKind, Device, Layout, Msix, Platform
+from engine import examples
+from engine.rules import ast, library
 from engine.rules.check import check
 from engine.rules.compile import Candidate, compile_file, resolve
 from engine.rules.parse import parse
@@ -370,7 +370,7 @@ def test_mpt3sas_matches_the_seed_by_id():
 
 
 def test_tsi721_examples_pass():
-    results = testing.run_ruleset(shipped("tsi721"))
+    results = examples.run_ruleset(shipped("tsi721"))
     assert results and all(r.ok for r in results), [r for r in results if not r.ok]
     assert {(r.strategy, r.actual) for r in results} >= {
         ("off", "safe"), ("bar0", "safe"), ("bar2", "forbid"), ("bar4", "forbid"), ("bar3", "refused")}
@@ -379,8 +379,8 @@ def test_tsi721_examples_pass():
 def test_tsi721_outbound_window_evidence():
     rs = shipped("tsi721")
     example = rs.file.examples[0]
-    device = testing.example_device(rs.path, example)
-    platform = testing.example_platform(example)
+    device = examples.example_device(rs.path, example)
+    platform = examples.example_platform(example)
     j = judge(device, platform, "bar2", [rs])
     (v,) = j.violations
     assert v.rule == "outbound-window-bar2" and v.severity == "forbid"
@@ -470,7 +470,7 @@ def test_cli_explain_with_a_rule_file_and_a_safe_target(capsys):
 def test_ordinal_roles_with_range_and_size_filter():
     """second/third memory BAR, `in barA..barB` and `with size` resolve like the drivers' loops."""
     from engine.model import Bar, BarKind
-    from engine.relocate import Layout
+    from engine.model import Layout
     from engine.rules import ast
     from engine.rules.compile import resolve
     layout = Layout((Bar(0, BarKind.IO, 256), Bar(1, BarKind.MEM32, 256), Bar(2, BarKind.MEM64, 1 << 20),

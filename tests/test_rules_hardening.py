@@ -98,25 +98,25 @@ def test_cli_check_and_test_refuse_a_link_out(tmp_path, capsys):
 
 def test_test_reads_nothing_outside_even_without_check(tmp_path, monkeypatch):
     """Cached rules skip check(): the lookup itself must refuse."""
-    from engine.rules import testing
+    from engine import examples
     outside = _write(tmp_path / "outside", "dev.yaml", SEED.read_text())
     rules = tmp_path / "rules"
     path = _write(rules, "t.rules", _example("dev.yaml"))
     (rules / "dev.yaml").symlink_to(outside)
     read = []
-    monkeypatch.setattr(testing, "load_device", lambda p: read.append(p) or [])
+    monkeypatch.setattr(examples, "load_device", lambda p: read.append(p) or [])
     (example,) = parse(path.read_text(), str(path)).examples
-    with pytest.raises(testing.BarsafeError, match="outside the corpus"):
-        testing.example_device(str(path), example, [rules])
+    with pytest.raises(examples.BarsafeError, match="outside the corpus"):
+        examples.example_device(str(path), example, [rules])
     for name in ("../outside/dev.yaml", str(outside), "../../../../../../../../etc/passwd"):
         (example,) = parse(_example(name), str(path)).examples
-        with pytest.raises(testing.BarsafeError):
-            testing.example_device(str(path), example, [rules])
+        with pytest.raises(examples.BarsafeError):
+            examples.example_device(str(path), example, [rules])
     assert read == []
 
 
 def test_device_files_inside_the_roots_are_found(tmp_path):
-    from engine.rules import testing
+    from engine import examples
     rules = tmp_path / "rules"
     _write(rules / "devs", "copy.yaml", SEED.read_text())
     (rules / "link.yaml").symlink_to(rules / "devs" / "copy.yaml")  # a link that stays inside
@@ -125,7 +125,7 @@ def test_device_files_inside_the_roots_are_found(tmp_path):
         path = _write(rules, "t.rules", _example(name))
         assert _check_errors(path, [rules]) == []
         (example,) = parse(path.read_text(), str(path)).examples
-        assert testing.example_device(str(path), example, [rules]).vendor == 0x1000
+        assert examples.example_device(str(path), example, [rules]).vendor == 0x1000
 
 
 def test_a_missing_device_file_is_a_check_error_at_the_name(tmp_path, capsys):
@@ -145,11 +145,11 @@ def test_a_missing_device_file_is_a_check_error_at_the_name(tmp_path, capsys):
 
 def test_a_device_file_gone_after_check_is_still_a_test_error(tmp_path):
     """Cached rule sets skip check(): a file removed since is reported when the example runs."""
-    from engine.rules import testing
+    from engine import examples
     path = _write(tmp_path, "t.rules", _example("nothing-here.yaml"))
     (example,) = parse(path.read_text(), str(path)).examples
-    with pytest.raises(testing.BarsafeError, match="not found"):
-        testing.example_device(str(path), example)
+    with pytest.raises(examples.BarsafeError, match="not found"):
+        examples.example_device(str(path), example)
 
 
 # --- example values the model would refuse are check errors ------------------------------

@@ -13,8 +13,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..model import Bar, BarKind, Device, Platform
-from ..relocate import Layout, RegisterSpan
+from ..model import Bar, BarKind, Device, Layout, Platform
+from ..relocate import RegisterSpan
 from ..units import format_size
 from . import ast
 

@@ -3,7 +3,8 @@
 An example names a device (a corpus record or an inline layout), a platform
 and, per strategy, the verdict the rule set must give.  Every expectation is
 run, failures do not stop the run, and each failure says what the rule set
-answered and why.
+answered and why.  Running an example takes the scorer, so this lives beside
+score.py: the rule language (engine/rules/) never imports scoring.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BarsafeError
-from ..model import Device, Platform
-from ..score import judge
-from ..sources import load as load_device
-from . import ast
-from .check import DevicePathError, corpus_root, locate_device, page_size_ok
-from .compile import inline_device
-from .library import Library, Ruleset
+from .errors import BarsafeError
+from .model import Device, Platform
+from .rules import ast
+from .rules.check import DevicePathError, corpus_root, locate_device, page_size_ok
+from .rules.compile import inline_device
+from .rules.library import Library, Ruleset
+from .score import judge
+from .sources import load as load_device
 
 CORPUS = corpus_root() / "devices"
 
