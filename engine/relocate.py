@@ -7,8 +7,7 @@ Source modelled: QEMU hw/vfio/pci.c (upstream, 2025), functions
 ``vdev->bars[i]``, filled by ``vfio_bar_prepare`` from the VFIO region
 sizes: a BAR whose region has size 0 is never registered, so QEMU treats
 its slot as empty.  On a host without I/O port space the kernel cannot size
-or assign an I/O BAR, so the same happens to every I/O BAR there; and on any
-host to a BAR the host left unassigned (see ``qemu_view``).
+or assign an I/O BAR, so the same happens to every I/O BAR there.
 
 ``diagnose_msix`` is the one place that decides an MSI-X capability is
 broken in itself (a table the host cannot map): not a relocation question.
@@ -80,30 +79,12 @@ class Outcome:
 
 @same_arguments_as_last_call
 def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
-    """``vdev->bars[0..5]`` after ``vfio_bars_prepare``.
-
-    An unassigned BAR (``assigned=False``) is an empty slot on every host, whatever its type:
-    VFIO reports a BAR's region size as ``pci_resource_len`` (Linux 6.12
-    drivers/vfio/pci/vfio_pci_core.c:1064), and vfio-pci can only open a device whose unassigned
-    BARs hold no resource at all (``pci_enable_resources`` refuses one that is typed but
-    IORESOURCE_UNSET: "not assigned; can't enable device", drivers/pci/setup-res.c:454), so
-    the size QEMU reads is 0 and ``vfio_bar_prepare`` skips the slot.  That is the host kernel
-    emptying the resource (``reset_resource`` after a failed assignment, pci=nobar's
-    ``pcibios_fixup_device_resources``, a host without I/O space): lspci >= 3.8 then prints no
-    Region line at all, older lspci prints ``<unassigned>`` (``<ignored>`` when the register
-    still holds an address) with no size, and sysfs shows the type bits in ``config`` and a
-    ``resource`` line of zeros.
-    Observed: the lab's megasas-gen2-noio (corpus/cases/lab-megasas-gen2-noio.yaml): no guest
-    BAR0, and ``bar0`` accepted as a new memory BAR0.  A size of 0 on an *assigned* BAR is
-    different: the input did not say (``lspci -b``, dumps without sizes).
-    """
+    """``vdev->bars[0..5]`` after ``vfio_bars_prepare``."""
     view = []
     for index in range(BAR_SLOTS):
         bar = device.bar(index)
         if bar is None:
             view.append(QemuBar(index, 0, False, False, None))
-        elif not bar.assigned:
-            view.append(QemuBar(index, 0, False, False, bar))
         elif bar.is_io:
             # An I/O BAR is registered as an I/O port BAR only where the host has port space.
             visible = platform.io_space
