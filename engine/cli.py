@@ -8,19 +8,19 @@ example failed, a file needs formatting); 2 bad input, rules or usage;
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
-from . import __version__, strategies
+# Start-up is part of every answer (`which` is run once per question), so this module imports
+# at the top only what reading an input needs; each command imports the rest (json, the
+# reports, strategies, the rule library) when it runs, and the parser builds only the
+# subcommand asked for (build_parser).
+from . import __version__
 from .errors import BarsafeError, Location, OutputError, RuleError, RuleErrors, UsageError
 from .model import Device, Platform
-from .paths import CORPUS
-from .report import diagnostics, jsonout, text
 from .report.safe import long_text, message, printable
 from .sources import load, load_sysfs, stream
 from .units import parse_size
@@ -65,13 +65,16 @@ def page_size_arg(value: str) -> int:
     return size
 
 
-_SLOT_FORMS = re.compile(r"(?:([0-9a-f]{1,5}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})(?:\.([0-7]))?")
+@lru_cache(maxsize=1)
+def _slot_forms():
+    import re
+    return re.compile(r"(?:([0-9a-f]{1,5}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})(?:\.([0-7]))?")
 
 
 def parse_slot(slot: str) -> tuple[int | None, int, int, int] | None:
     """(domain or None, bus, device, function) of the forms people type: `07:00` (function 0),
     `7:0.0`, `0000:07:00.0`; None if it is no PCI address."""
-    m = _SLOT_FORMS.fullmatch(slot.strip().lower())
+    m = _slot_forms().fullmatch(slot.strip().lower())
     if not m or int(m.group(3), 16) > 0x1F:
         return None
     domain = int(m.group(1), 16) if m.group(1) else None
@@ -127,6 +130,9 @@ def read_input(args: argparse.Namespace) -> list[Device]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    import json
+
+    from .report import jsonout, text
     devices = select(read_input(args), args.slot)
     fmt = "json" if args.json else args.format
     if fmt == "json":
@@ -148,6 +154,10 @@ def one_msix_device(devices: list[Device], slot: str | None = None) -> Device:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from . import strategies
+    from .report import jsonout, text
     device = one_msix_device(select(read_input(args), args.slot), args.slot)
     platform = platform_of(args)
     if args.all:
@@ -190,6 +200,7 @@ def answer_rule_paths(args: argparse.Namespace) -> list[Path]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Errors exit 2; warnings print but exit 0, or 1 with --strict."""
+    from .report import diagnostics
     from .rules.lint import lint
     found = lint(rule_paths(args.paths))
     shown = diagnostics.diagnostics_of(found.diagnostics)
@@ -282,6 +293,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from .report import text
     from .rules import library
     from .score import judge
     device = one_msix_device(select(load(args.device), args.slot), args.slot)
@@ -354,6 +366,7 @@ def hostpci_arg(value: str) -> int:
 
 
 def cmd_which(args: argparse.Namespace) -> int:
+    from .report import text
     from .rules import library
     from .score import answer
     if args.emit and args.json:
@@ -367,6 +380,9 @@ def cmd_which(args: argparse.Namespace) -> int:
     if args.emit:
         print(emit_config(args.emit, answers, args.hostpci or 0))
     elif args.json:
+        import json
+
+        from .report import jsonout
         print(json.dumps([jsonout.answer(a) for a in answers], indent=2))
     else:
         print("\n\n".join(text.which(a) for a in answers))
@@ -375,11 +391,10 @@ def cmd_which(args: argparse.Namespace) -> int:
 
 def _audit_inputs(specs: list[str]):
     """(name, devices) per input file, one at a time; directories are walked."""
-    from .sources import sysfs
     for spec in specs:
         path = Path(spec)
-        if spec != "-" and path.is_dir() and not sysfs.is_device_dir(path) and not any(
-                sysfs.is_device_dir(p) for p in path.iterdir()):
+        if spec != "-" and path.is_dir() and not _device_dir(path) and not any(
+                _device_dir(p) for p in path.iterdir()):
             for f in sorted(p for p in path.rglob("*") if p.is_file()
                             and p.suffix in (".txt", ".yaml", ".yml", ".lspci")):
                 yield str(f), lambda f=f: load(str(f))
@@ -387,7 +402,13 @@ def _audit_inputs(specs: list[str]):
             yield spec, lambda spec=spec: load(spec)
 
 
+def _device_dir(path: Path) -> bool:
+    from .sources import sysfs
+    return sysfs.is_device_dir(path)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    from . import strategies
     from .audit import DEFAULT_STRATEGIES, Audit
     from .report import audit as audit_report
     from .rules import library
@@ -479,6 +500,7 @@ def _audit_rows(args: argparse.Namespace, audit, inputs: list) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from . import export
+    from .paths import CORPUS
     from .report import qemu_table
     from .rules import library
     specs = args.inputs or [str(CORPUS / "devices")]
@@ -515,7 +537,7 @@ def add_rules_options(p: argparse.ArgumentParser) -> None:
                    help="judge by the --rules given alone: leave out the shipped rules and the generic set")
 
 
-def add_rule_commands(sub, add_input) -> None:
+def add_export_command(sub) -> None:
     exp = sub.add_parser("export", help="export data for other programs")
     exp_sub = exp.add_subparsers(dest="what", required=True, metavar="WHAT")
     table = exp_sub.add_parser("qemu-table", help="vendor:device -> safe target, for QEMU's 'auto' lookup")
@@ -529,6 +551,8 @@ def add_rule_commands(sub, add_input) -> None:
                        help="a C initializer for hw/vfio (default) or JSON with the evidence")
     table.set_defaults(func=cmd_export)
 
+
+def add_audit_command(sub) -> None:
     aud = sub.add_parser("audit", help="what each auto-mode heuristic picks and breaks, over many devices")
     aud.add_argument("inputs", nargs="+", metavar="INPUT",
                      help="lspci dumps, YAML records, sysfs trees, or directories of them; '-' for stdin")
@@ -557,6 +581,8 @@ def add_rule_commands(sub, add_input) -> None:
                           " (default: one per CPU)")
     aud.set_defaults(func=cmd_audit)
 
+
+def add_which_command(sub) -> None:
     which = sub.add_parser("which", help="the safe x-msix-relocation target for each MSI-X device")
     add_input(which, many=True)
     add_platform(which)
@@ -569,6 +595,8 @@ def add_rule_commands(sub, add_input) -> None:
                             " 0..15 (default 0)")
     which.set_defaults(func=cmd_which)
 
+
+def add_check_command(sub) -> None:
     check = sub.add_parser("check", help="validate rule files (default: the shipped rules/)")
     check.add_argument("paths", nargs="*", metavar="PATH",
                        help="rule files or directories (default: the shipped rules/)")
@@ -579,6 +607,8 @@ def add_rule_commands(sub, add_input) -> None:
                        help="exit 1 when there are warnings (errors always exit 2)")
     check.set_defaults(func=cmd_check)
 
+
+def add_fmt_command(sub) -> None:
     fmt = sub.add_parser("fmt", help="rewrite rule files in canonical form (comments kept)")
     fmt.add_argument("paths", nargs="*", metavar="PATH",
                      help="rule files or directories to format in place (default: the shipped rules/)")
@@ -587,11 +617,16 @@ def add_rule_commands(sub, add_input) -> None:
                      help="print what would change as a unified diff, write nothing; exit 1 if anything would")
     fmt.set_defaults(func=cmd_fmt)
 
+
+def add_test_command(sub) -> None:
     test = sub.add_parser("test", help="run the examples the rule files carry")
     test.add_argument("paths", nargs="*", metavar="PATH",
                       help="rule files or directories whose examples to run (default: the shipped rules/)")
     test.set_defaults(func=cmd_test)
 
+
+def add_explain_command(sub) -> None:
+    from . import strategies
     explain = sub.add_parser("explain", help="trace one candidate through the rules, role by role")
     explain.add_argument("rules", metavar="RULES", help="a rule file, or a directory to match from")
     explain.add_argument("device", metavar="DEVICE", help="lspci text, YAML record or sysfs directory")
@@ -626,6 +661,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     results = verify_run.verify(setup, targets, timeout=args.timeout, extra_initrd=args.initrd,
                                 progress=progress, keep_logs=Path(args.keep_logs) if args.keep_logs else None)
     if args.json:
+        import json
         print(json.dumps(verify_text.data(setup, results), indent=2))
     else:
         print()
@@ -665,6 +701,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
     result = mine_run.mine(tree, list(args.paths) or None, workers=args.jobs)
     written = mine_run.write(result, Path(args.output)) if args.output else []
     if args.json:
+        import json
         print(json.dumps({"summary": mine_run.summary(result),
                           "drivers": [d.to_json() for d in result.drivers],
                           "errors": result.errors}, indent=2))
@@ -698,29 +735,21 @@ def add_mine_command(sub) -> None:
     mine.set_defaults(func=cmd_mine)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="barsafe",
-        description="Predict which MSI-X relocation (QEMU x-msix-relocation) a passed-through"
-                    " PCI device's guest driver survives.",
-        epilog="Exit codes: 0 success, 1 negative answer (failed rule example, file needs"
-               " formatting), 2 bad input, rules or usage, 3 internal error.")
-    parser.add_argument("--version", action="version", version=f"barsafe {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("input", nargs="*", metavar="INPUT",
+                       help="lspci -vvv text, barsafe YAML records, sysfs device directories or"
+                            " directories of dumps; '-' (or a pipe) for standard input")
+    else:
+        p.add_argument("input", nargs="?", metavar="INPUT",
+                       help="lspci -vvv text, a barsafe YAML record, a sysfs device directory,"
+                            " or '-' (or a pipe) for standard input")
+    p.add_argument("--sysfs", action="store_true",
+                   help="read the live machine's /sys/bus/pci/devices instead of INPUT")
+    p.add_argument("--slot", metavar="S", help="only the device at this slot (e.g. 0000:03:00.0)")
 
-    def add_input(p: argparse.ArgumentParser, many: bool = False) -> None:
-        if many:
-            p.add_argument("input", nargs="*", metavar="INPUT",
-                           help="lspci -vvv text, barsafe YAML records, sysfs device directories or"
-                                " directories of dumps; '-' (or a pipe) for standard input")
-        else:
-            p.add_argument("input", nargs="?", metavar="INPUT",
-                           help="lspci -vvv text, a barsafe YAML record, a sysfs device directory,"
-                                " or '-' (or a pipe) for standard input")
-        p.add_argument("--sysfs", action="store_true",
-                       help="read the live machine's /sys/bus/pci/devices instead of INPUT")
-        p.add_argument("--slot", metavar="S", help="only the device at this slot (e.g. 0000:03:00.0)")
 
+def add_show_command(sub) -> None:
     show = sub.add_parser("show", help="print devices as barsafe reads them")
     add_input(show, many=True)
     show.add_argument("--json", action="store_true", help="JSON (same as --format json)")
@@ -728,6 +757,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="yaml writes barsafe device records that read back identical")
     show.set_defaults(func=cmd_show)
 
+
+def add_simulate_command(sub) -> None:
+    from . import strategies
     sim = sub.add_parser("simulate", help="guest-visible layout after MSI-X relocation")
     add_input(sim)
     add_platform(sim)
@@ -739,11 +771,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="off, bar0..bar5, then every heuristic")
     sim.add_argument("--json", action="store_true", help="JSON output")
     sim.set_defaults(func=cmd_simulate)
-    add_rule_commands(sub, add_input)
-    add_completion_command(sub)
-    add_verify_command(sub)
-    add_mine_command(sub)
-    add_schema_command(sub)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given a command name (one of COMMANDS), the same top level with
+    that command's subparser alone, which is all parsing its arguments needs: building every
+    subparser costs more than some answers (`which` runs once per question)."""
+    parser = argparse.ArgumentParser(
+        prog="barsafe",
+        description="Predict which MSI-X relocation (QEMU x-msix-relocation) a passed-through"
+                    " PCI device's guest driver survives.",
+        epilog="Exit codes: 0 success, 1 negative answer (failed rule example, file needs"
+               " formatting), 2 bad input, rules or usage, 3 internal error.")
+    parser.add_argument("--version", action="version", version=f"barsafe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, add in COMMANDS.items():
+        if command is None or name == command:
+            add(sub)
     return parser
 
 
@@ -782,15 +826,39 @@ def add_completion_command(sub) -> None:
     comp.set_defaults(func=cmd_completion)
 
 
+# Every subcommand, in the order `barsafe --help` lists them: name -> the function adding its
+# subparser (which sets func=cmd_NAME).  A new command is one adder and one line here.
+COMMANDS = {
+    "show": add_show_command,
+    "simulate": add_simulate_command,
+    "export": add_export_command,
+    "audit": add_audit_command,
+    "which": add_which_command,
+    "check": add_check_command,
+    "fmt": add_fmt_command,
+    "test": add_test_command,
+    "explain": add_explain_command,
+    "completion": add_completion_command,
+    "verify": add_verify_command,
+    "mine": add_mine_command,
+    "schema": add_schema_command,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete's protocol)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    completing = "_ARGCOMPLETE" in os.environ  # the shell asks for completions (argcomplete's protocol)
+    # A command named first needs only its own subparser; anything else (--help, --version, a
+    # misspelt command, completion) gets the whole parser, so its messages list every command.
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS and not completing else None)
+    if completing:
         import argcomplete
         argcomplete.autocomplete(parser)  # prints the candidates and exits
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except RuleErrors as exc:
+        from .report import diagnostics
         print(diagnostics.render(exc, source_line), file=sys.stderr)
         return EXIT_INPUT
     except BarsafeError as exc:
