@@ -25,7 +25,8 @@ from engine.rules.library import rule_files  # noqa: E402
 from engine.rules.parse import parse  # noqa: E402
 
 
-def check_citation(tree: Path, where: str, function: str) -> str | None:
+def _cited_lines(tree: Path, where: str) -> tuple[list[str], int] | str:
+    """The cited file's lines and the cited line number, or what is wrong with the citation."""
     path, _, line_text = where.rpartition(":")
     file = tree / path
     if not file.is_file():
@@ -34,6 +35,14 @@ def check_citation(tree: Path, where: str, function: str) -> str | None:
     line = int(line_text)
     if not 0 < line <= len(lines):
         return f"{where}: the file has {len(lines)} lines"
+    return lines, line
+
+
+def check_citation(tree: Path, where: str, function: str) -> str | None:
+    found = _cited_lines(tree, where)
+    if isinstance(found, str):
+        return found
+    lines, line = found
     definition = re.compile(rf"^(?=[A-Za-z_]).*\b{re.escape(function)}\b")
     for number in range(line, 0, -1):
         text = lines[number - 1]
@@ -47,14 +56,10 @@ def check_citation(tree: Path, where: str, function: str) -> str | None:
 def check_cite(tree: Path, where: str) -> str | None:
     """A `registers ... cite "FILE:LINE"`: the line exists and defines something (not blank,
     not a comment alone), e.g. the header's #define of the first register."""
-    path, _, line_text = where.rpartition(":")
-    file = tree / path
-    if not file.is_file():
-        return f"{path}: no such file in the tree"
-    lines = file.read_text(errors="replace").split("\n")
-    line = int(line_text)
-    if not 0 < line <= len(lines):
-        return f"{where}: the file has {len(lines)} lines"
+    found = _cited_lines(tree, where)
+    if isinstance(found, str):
+        return found
+    lines, line = found
     text = lines[line - 1].strip()
     if not text or text.startswith(("/*", "*", "//")):
         return f"{where}: a blank or comment line, not a definition"

@@ -23,18 +23,6 @@ from dataclasses import dataclass, field
 from ..rules import ast
 
 
-def _atoms(cond):
-    if cond is None:
-        return
-    if isinstance(cond, (ast.AnyOf, ast.AllOf)):
-        for item in cond.items:
-            yield from _atoms(item)
-    elif isinstance(cond, ast.Not):
-        yield from _atoms(cond.item)
-    else:
-        yield cond
-
-
 def _role_sig(role: ast.Role | None):
     if role is None:
         return None
@@ -49,7 +37,7 @@ def _role_sig(role: ast.Role | None):
 def signatures(rule: ast.Rule, roles: dict[str, ast.Role]) -> set[tuple]:
     out: set[tuple] = set()
     for cond in (rule.cond, rule.guard):
-        for atom in _atoms(cond):
+        for atom in ast.atoms(cond):
             ref = getattr(atom, "ref", None)
             if isinstance(atom, ast.NoBarAdded):
                 out.add(("mask",) if atom.below is None else

@@ -14,9 +14,10 @@ fields, a readable repr, pickling.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 from ..errors import Location
+from ..units import QUOTE_LIMIT, quote
 
 
 class FrozenInstanceError(AttributeError):
@@ -475,17 +476,25 @@ def stem_of(path: str) -> str:
     return Path(path).name.removesuffix(".rules")
 
 
-QUOTED_MAX = 60
-
-
-def quoted(value: object, limit: int = QUOTED_MAX) -> str:
-    """``repr`` of a user's text for an error message, cut to ``limit`` characters: a rule file
-    may hold a megabyte in one string, and an error must not repeat it."""
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A user's text as an error message quotes it (units.quote: one line, cut to ``limit``
+    characters, invisible characters shown as <U+XXXX>), with its length when it was cut: a
+    rule file may hold a megabyte in one string, and an error must not repeat it."""
     text = str(value)
-    if len(text) <= limit:
-        return repr(text)
-    shown = repr(text[:limit])
-    return f"{shown[:-1]}...{shown[-1]} ({len(text)} characters)"
+    return quote(text, limit) + (f" ({len(text)} characters)" if len(text) > limit else "")
+
+
+def atoms(cond: Cond | None) -> Iterator[Cond]:
+    """The conditions that are not any/all/not, in source order (none for ``None``)."""
+    if cond is None:
+        return
+    if isinstance(cond, (AnyOf, AllOf)):
+        for item in cond.items:
+            yield from atoms(item)
+    elif isinstance(cond, Not):
+        yield from atoms(cond.item)
+    else:
+        yield cond
 
 
 def pci_id_text(vendor: int | None, device: int | None, device_high: int | None = None) -> str:

@@ -19,6 +19,7 @@ from ..strategies import all_names
 from ..units import format_size
 from . import ast
 from .ast import quoted
+from ..units import QUOTE_LIMIT
 
 _SOURCE_RE = re.compile(r"^[\w./+-]+\.(c|h):\d+$")
 _EXCLUSIVE = [("io", "memory"), ("io", "64bit"), ("io", "32bit"), ("io", "prefetchable"),
@@ -40,7 +41,7 @@ TEXT_MAX = {"describe": 2000, "message": 2000, "example title": 200, "source": 5
 
 def _cut(name: str) -> str:
     """A name as an error message shows it: whole up to ~60 characters, cut after."""
-    return name if len(name) <= ast.QUOTED_MAX else name[:ast.QUOTED_MAX] + "..."
+    return name if len(name) <= QUOTE_LIMIT else name[:QUOTE_LIMIT] + "..."
 
 
 def check(rule_file: ast.RuleFile, stem: str | None = None,
@@ -192,21 +193,11 @@ def _check_roles(f: ast.RuleFile, err) -> dict[str, ast.Role]:
 
 
 def _refs(cond: ast.Cond | None) -> Iterator[ast.Ref]:
-    for atom in _atoms(cond) if cond is not None else ():
+    for atom in ast.atoms(cond):
         for name in ("ref", "below"):
             ref = getattr(atom, name, None)
             if ref is not None:
                 yield ref
-
-
-def _atoms(cond: ast.Cond) -> Iterator[ast.Cond]:
-    if isinstance(cond, (ast.AnyOf, ast.AllOf)):
-        for item in cond.items:
-            yield from _atoms(item)
-    elif isinstance(cond, ast.Not):
-        yield from _atoms(cond.item)
-    else:
-        yield cond
 
 
 def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
@@ -224,7 +215,7 @@ def _check_rules(f: ast.RuleFile, roles: dict[str, ast.Role], err) -> None:
                 near = difflib.get_close_matches(ref.role, list(roles), n=1) if len(roles) <= 200 else []
                 err(ref, f"unknown role '{_cut(ref.role)}' (roles: {known}; or use bar0..bar5)",
                     hint=f"did you mean '{_cut(near[0])}'?" if near else None)
-        for atom in [*_atoms(rule.cond), *(_atoms(rule.guard) if rule.guard else [])]:
+        for atom in [*ast.atoms(rule.cond), *ast.atoms(rule.guard)]:
             if isinstance(atom, ast.DeviceId):
                 _check_id_range(atom, err)
             if isinstance(atom, ast.Stays) and atom.ref.bar is not None:
