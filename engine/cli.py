@@ -141,8 +141,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         from .sources import record
         sys.stdout.write(record.dump_all(devices))
     else:
-        print("\n\n".join(text.show(d) for d in devices))
+        registers = stated_registers_of(devices)
+        print("\n\n".join(text.show(d, registers.get(id(d), ())) for d in devices))
     return EXIT_OK
+
+
+def stated_registers_of(devices: list[Device]) -> dict[int, tuple]:
+    """Registers the shipped driver rule sets place beside each MSI-X device's table (`registers`
+    statements: iwlwifi's interrupt-cause registers), by id(device), so that `show` and
+    `simulate` judge the trapped pages as `which` does.  Loads the rules only when needed."""
+    if not any(d.msix is not None for d in devices):
+        return {}
+    from .rules import library
+    from .score import stated_registers
+    lib = library.load()
+    return {id(d): stated_registers([rs for rs, _ in lib.matching(d)])
+            for d in devices if d.msix is not None}
 
 
 def one_msix_device(devices: list[Device], slot: str | None = None) -> Device:
@@ -172,7 +186,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(json.dumps(data if args.all else data[0], indent=2))
         return EXIT_OK
     print(text.header(device))
-    print(f"{text.platform_text(platform)}: {text.page_verdict(device, platform)}")
+    registers = stated_registers_of([device]).get(id(device), ())
+    print(f"{text.platform_text(platform)}: {text.page_verdict(device, platform, registers)}")
     for o in outcomes:
         print()
         print(text.outcome(device, o, platform))

@@ -176,6 +176,19 @@ def test_which_text_for_iwlwifi_at_4k(capsys):
     assert "recommendation: bar5 (safe, +4K MMIO)" in out
 
 
+def test_show_and_simulate_agree_with_which_on_stated_registers(capsys):
+    """`show` and `simulate` judge the trapped pages with the registers the driver rules state,
+    as `which` does: no "no relocation needed" for the AX210 at 4K."""
+    assert main(["show", str(AX210)]) == 0
+    out = capsys.readouterr().out
+    assert "4K pages: relocation needed: with 4K pages QEMU traps BAR0 0x2000-0x2fff" in out
+    assert "no relocation needed" not in out
+    assert main(["simulate", str(AX210), "--page-size", "4K", "--target", "bar5"]) == 0
+    out = capsys.readouterr().out
+    assert "host pages 4K, with I/O port space: relocation needed:" in out
+    assert "iwlwifi keeps MSI-X interrupt-cause" in out
+
+
 def test_a_ruleset_collects_registers_from_its_includes(tmp_path):
     lib = make_library(tmp_path, {
         "base": f'registers bar0 0x2800..0x28ff "causes" {CITE}\n',

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, PAGE_SIZES
 from . import config
-from ..relocate import MsixDiagnosis, Outcome, analyse_pages, diagnose_msix, native_outcome
+from ..relocate import MsixDiagnosis, Outcome, RegisterSpan, analyse_pages, diagnose_msix, native_outcome
 from ..units import format_size
 from ..score import broken_capability_findings
 from .safe import long_text, printable
@@ -41,7 +41,9 @@ def header(d: Device) -> str:
     return f"{slot_text(d)} {cls + ':' if cls else ''}{name} [{ids}]{rev}".replace("  ", " ")
 
 
-def show(d: Device) -> str:
+def show(d: Device, registers: tuple[RegisterSpan, ...] = ()) -> str:
+    """lspci-style, with the page analysis per page size; ``registers`` are those the matching
+    driver rule sets place beside the MSI-X structures (score.stated_registers)."""
     lines = [header(d)]
     if d.subsystem_vendor is not None:
         lines.append(f"\tSubsystem: [{d.subsystem_vendor:04x}:{d.subsystem_device:04x}]")
@@ -60,7 +62,8 @@ def show(d: Device) -> str:
         if diagnosis.broken:
             lines.append(f"\t{page_verdict(d, Platform())}")  # the same for every page size
         else:
-            lines.extend(f"\t{format_size(page)} pages: {page_verdict(d, Platform(page))}" for page in PAGE_SIZES)
+            lines.extend(f"\t{format_size(page)} pages: {page_verdict(d, Platform(page), registers)}"
+                         for page in PAGE_SIZES)
     elif not d.msix_unknown:
         lines.append("\tno MSI-X capability")
     if d.driver:
@@ -81,7 +84,7 @@ def diagnosis_lines(diagnosis: MsixDiagnosis) -> list[str]:
     return lines
 
 
-def page_verdict(d: Device, platform: Platform) -> str:
+def page_verdict(d: Device, platform: Platform, registers: tuple[RegisterSpan, ...] = ()) -> str:
     """Whether relocation is needed: none for a broken capability, then QEMU's refusal of the
     device as it is, then the trapped pages."""
     assert d.msix is not None
@@ -90,7 +93,7 @@ def page_verdict(d: Device, platform: Platform) -> str:
         return (f"no relocation verdict: the MSI-X capability is broken ({long_text(diagnosis.reason)}),"
                 f" so no x-msix-relocation target helps")
     native = native_outcome(d, platform)
-    pages = analyse_pages(d.bars, d.msix, platform)
+    pages = analyse_pages(d.bars, d.msix, platform, registers=registers)
     if not native.ok:
         return f"relocation needed: with relocation off QEMU refuses: {long_text(native.refused)}"
     verdict = "relocation needed" if pages.needs_relocation else "no relocation needed"
