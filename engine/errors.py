@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .frozen import Frozen, _set
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(Frozen):
     path: str
-    line: int | None = None
-    column: int | None = None
+    line: int | None
+    column: int | None
+
+    def __init__(self, path: str, line: int | None = None, column: int | None = None):
+        _set(self, "path", path)
+        _set(self, "line", line)
+        _set(self, "column", column)
 
     def __str__(self) -> str:
         parts = [self.path]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from .frozen import Frozen, _set, replace
 from .units import KiB, align_up, format_size, is_pow2, quote
 
 BAR_SLOTS = 6
@@ -144,23 +144,28 @@ class SlotState(Enum):
     EMPTY = "empty"
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
+class Bar(Frozen):
     index: int
     kind: BarKind
     size: int  # bytes; 0 when the source did not say (lspci prints no [size=])
-    prefetchable: bool = False
-    assigned: bool = True  # the host gave it an address
+    prefetchable: bool  # default False
+    assigned: bool  # the host gave it an address; default True
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < BAR_SLOTS:
-            raise ValueError(f"BAR index {self.index} out of range 0..5")
-        if self.kind is BarKind.MEM64 and self.index == BAR_SLOTS - 1:
+    def __init__(self, index: int, kind: BarKind, size: int, prefetchable: bool = False,
+                 assigned: bool = True) -> None:
+        if not 0 <= index < BAR_SLOTS:
+            raise ValueError(f"BAR index {index} out of range 0..5")
+        if kind is BarKind.MEM64 and index == BAR_SLOTS - 1:
             raise ValueError("BAR5 cannot be 64-bit: there is no slot for its upper half")
-        if self.size < 0:
+        if size < 0:
             raise ValueError("BAR size cannot be negative")
-        if self.kind is BarKind.IO and self.prefetchable:
+        if kind is BarKind.IO and prefetchable:
             raise ValueError("an I/O BAR cannot be prefetchable")
+        _set(self, "index", index)
+        _set(self, "kind", kind)
+        _set(self, "size", size)
+        _set(self, "prefetchable", prefetchable)
+        _set(self, "assigned", assigned)
 
     @property
     def is_io(self) -> bool:
@@ -171,8 +176,7 @@ class Bar:
         return self.kind is BarKind.MEM64
 
 
-@dataclass(frozen=True, slots=True)
-class Msix:
+class Msix(Frozen):
     """The MSI-X capability: where the vector table and pending-bit array live."""
 
     entries: int
@@ -180,19 +184,24 @@ class Msix:
     table_offset: int
     pba_bar: int
     pba_offset: int
-    enabled: bool | None = None
+    enabled: bool | None  # default None: not in the input
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.entries <= 2048:
-            raise ValueError(f"MSI-X table size {self.entries} out of range 1..2048")
-        for name in ("table_bar", "pba_bar"):
-            bir = getattr(self, name)
+    def __init__(self, entries: int, table_bar: int, table_offset: int, pba_bar: int, pba_offset: int,
+                 enabled: bool | None = None) -> None:
+        if not 1 <= entries <= 2048:
+            raise ValueError(f"MSI-X table size {entries} out of range 1..2048")
+        for name, bir in (("table_bar", table_bar), ("pba_bar", pba_bar)):
             if not 0 <= bir <= 7:
                 raise ValueError(f"MSI-X {name} {bir} out of range (BIR is 3 bits)")
-        for name in ("table_offset", "pba_offset"):
-            off = getattr(self, name)
+        for name, off in (("table_offset", table_offset), ("pba_offset", pba_offset)):
             if off < 0 or off % 8:
                 raise ValueError(f"MSI-X {name} {off:#x} must be a non-negative multiple of 8")
+        _set(self, "entries", entries)
+        _set(self, "table_bar", table_bar)
+        _set(self, "table_offset", table_offset)
+        _set(self, "pba_bar", pba_bar)
+        _set(self, "pba_offset", pba_offset)
+        _set(self, "enabled", enabled)
 
     @property
     def table_bytes(self) -> int:
@@ -204,29 +213,57 @@ class Msix:
         return align_up(self.entries, 64) // 8
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
+class Device(Frozen, uncompared=("origin",)):
+    # Every field but slot defaults to None, or to () for the tuples and False for msix_unknown.
     slot: str | None
-    vendor: int | None = None
-    device: int | None = None
-    subsystem_vendor: int | None = None
-    subsystem_device: int | None = None
-    class_code: int | None = None  # base class << 8 | subclass, as lspci -nn prints it
-    prog_if: int | None = None  # programming interface, the class code's low byte; None: not in the input
-    revision: int | None = None
-    name: str | None = None  # lspci's "vendor device" text
-    class_name: str | None = None
-    bars: tuple[Bar, ...] = ()
-    rom_size: int | None = None
-    msix: Msix | None = None
-    msix_unknown: bool = False  # MSI-X present but its table location was not in the input
-    driver: str | None = None
-    modules: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    provenance: tuple[tuple[str, str], ...] = ()  # where the facts come from (records)
-    origin: str | None = field(default=None, compare=False)  # file:line it was read from
+    vendor: int | None
+    device: int | None
+    subsystem_vendor: int | None
+    subsystem_device: int | None
+    class_code: int | None  # base class << 8 | subclass, as lspci -nn prints it
+    prog_if: int | None  # programming interface, the class code's low byte; None: not in the input
+    revision: int | None
+    name: str | None  # lspci's "vendor device" text
+    class_name: str | None
+    bars: tuple[Bar, ...]
+    rom_size: int | None
+    msix: Msix | None
+    msix_unknown: bool  # MSI-X present but its table location was not in the input
+    driver: str | None
+    modules: tuple[str, ...]
+    notes: tuple[str, ...]
+    provenance: tuple[tuple[str, str], ...]  # where the facts come from (records)
+    origin: str | None  # file:line it was read from; not compared
 
-    def __post_init__(self) -> None:
+    def __init__(self, slot: str | None, vendor: int | None = None, device: int | None = None,
+                 subsystem_vendor: int | None = None, subsystem_device: int | None = None,
+                 class_code: int | None = None, prog_if: int | None = None, revision: int | None = None,
+                 name: str | None = None, class_name: str | None = None, bars: tuple[Bar, ...] = (),
+                 rom_size: int | None = None, msix: Msix | None = None, msix_unknown: bool = False,
+                 driver: str | None = None, modules: tuple[str, ...] = (), notes: tuple[str, ...] = (),
+                 provenance: tuple[tuple[str, str], ...] = (), origin: str | None = None) -> None:
+        _set(self, "slot", slot)
+        _set(self, "vendor", vendor)
+        _set(self, "device", device)
+        _set(self, "subsystem_vendor", subsystem_vendor)
+        _set(self, "subsystem_device", subsystem_device)
+        _set(self, "class_code", class_code)
+        _set(self, "prog_if", prog_if)
+        _set(self, "revision", revision)
+        _set(self, "name", name)
+        _set(self, "class_name", class_name)
+        _set(self, "bars", bars)
+        _set(self, "rom_size", rom_size)
+        _set(self, "msix", msix)
+        _set(self, "msix_unknown", msix_unknown)
+        _set(self, "driver", driver)
+        _set(self, "modules", modules)
+        _set(self, "notes", notes)
+        _set(self, "provenance", provenance)
+        _set(self, "origin", origin)
+        self._check()
+
+    def _check(self) -> None:
         """What a real device (as a source reads it, or a rule example describes it) can be.
 
         Readers check the same things first, to point at the line; this is the backstop.
@@ -296,15 +333,19 @@ class Device:
         return replace(self, bars=bars, msix=msix)
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
+class Layout(Frozen):
     """BARs and MSI-X capability as the guest sees them: the device's own (relocation off) or
     what a relocation computes (engine/relocate.py).  Rules compare two of them; computed
     layouts are not Devices and are not held to a real device's bounds."""
 
     bars: tuple[Bar, ...]
     msix: Msix | None
-    device_backed: int | None = None  # bytes of the MSI-X BAR backed by the device; None: all
+    device_backed: int | None  # bytes of the MSI-X BAR backed by the device; None (default): all
+
+    def __init__(self, bars: tuple[Bar, ...], msix: Msix | None, device_backed: int | None = None) -> None:
+        _set(self, "bars", bars)
+        _set(self, "msix", msix)
+        _set(self, "device_backed", device_backed)
 
     def bar(self, index: int) -> Bar | None:
         for bar in self.bars:
@@ -313,13 +354,14 @@ class Layout:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Platform:
+class Platform(Frozen):
     """The host: its page size decides what QEMU traps; I/O space decides which BARs it sees."""
 
-    page_size: int = 4 * KiB
-    io_space: bool = True
+    page_size: int  # default 4K
+    io_space: bool  # default True
 
-    def __post_init__(self) -> None:
-        if self.page_size <= 0 or self.page_size & (self.page_size - 1):
-            raise ValueError(f"page size {self.page_size} is not a power of two")
+    def __init__(self, page_size: int = 4 * KiB, io_space: bool = True) -> None:
+        if page_size <= 0 or page_size & (page_size - 1):
+            raise ValueError(f"page size {page_size} is not a power of two")
+        _set(self, "page_size", page_size)
+        _set(self, "io_space", io_space)

@@ -15,8 +15,7 @@ broken in itself (a table the host cannot map): not a relocation question.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
+from .frozen import Frozen, _set, replace
 from .memo import same_arguments_as_last_call
 from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Layout, Msix, Platform, SlotState
 # Layout (a guest's BARs and MSI-X) is a model type; importing it from here keeps working.
@@ -33,8 +32,7 @@ MSG_PBA_OUTSIDE = "hardware reports invalid configuration, MSIX PBA outside of s
 MSG_MSIX_INIT = "table & pba overlap, or they don't fit in BARs, or don't align"  # hw/pci/msix.c msix_init
 
 
-@dataclass(frozen=True, slots=True)
-class QemuBar:
+class QemuBar(Frozen):
     """One entry of QEMU's ``vdev->bars[]``: what QEMU knows about a slot."""
 
     index: int
@@ -43,27 +41,48 @@ class QemuBar:
     mem64: bool
     bar: Bar | None  # the device's BAR in this slot, visible or not
 
+    def __init__(self, index: int, size: int, ioport: bool, mem64: bool, bar: Bar | None) -> None:
+        _set(self, "index", index)
+        _set(self, "size", size)
+        _set(self, "ioport", ioport)
+        _set(self, "mem64", mem64)
+        _set(self, "bar", bar)
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+
+class Finding(Frozen):
     """Where a layout is unsafe in itself, whatever the driver: the simulator's own verdict."""
 
     rule: str  # e.g. "qemu/msix-offset-overflow"
     severity: str  # forbid | warn
     message: str
 
+    def __init__(self, rule: str, severity: str, message: str) -> None:
+        _set(self, "rule", rule)
+        _set(self, "severity", severity)
+        _set(self, "message", message)
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+
+class Outcome(Frozen):
     """One strategy applied to one device: a guest layout, or QEMU's refusal."""
 
     strategy: str
     target: int | None  # the BAR that holds MSI-X after relocation; None: not relocated
     layout: Layout | None
-    refused: str | None = None
-    notes: tuple[str, ...] = ()  # how the strategy decided
-    findings: tuple[Finding, ...] = ()  # where the result is unsafe or odd in itself
-    vmm: str = "qemu"  # whose arithmetic produced the layout
+    refused: str | None
+    notes: tuple[str, ...]  # how the strategy decided
+    findings: tuple[Finding, ...]  # where the result is unsafe or odd in itself
+    vmm: str  # whose arithmetic produced the layout
+
+    def __init__(self, strategy: str, target: int | None, layout: Layout | None,
+                 refused: str | None = None, notes: tuple[str, ...] = (),
+                 findings: tuple[Finding, ...] = (), vmm: str = "qemu") -> None:
+        _set(self, "strategy", strategy)
+        _set(self, "target", target)
+        _set(self, "layout", layout)
+        _set(self, "refused", refused)
+        _set(self, "notes", notes)
+        _set(self, "findings", findings)
+        _set(self, "vmm", vmm)
 
     @property
     def ok(self) -> bool:
@@ -132,8 +151,7 @@ _QEMU_PBA = ("the host never reads the PBA (drivers/pci/msi/ has no access to it
              " the device")
 
 
-@dataclass(frozen=True, slots=True)
-class MsixProblem:
+class MsixProblem(Frozen):
     """One way the MSI-X capability contradicts the device's own BARs."""
 
     structure: str  # "table" | "PBA"
@@ -142,13 +160,25 @@ class MsixProblem:
     summary: str  # one line, for tables and reasons
     detail: str  # what Linux and QEMU do with it, with sources
 
+    def __init__(self, structure: str, kind: str, blocking: bool, summary: str,
+                 detail: str) -> None:
+        _set(self, "structure", structure)
+        _set(self, "kind", kind)
+        _set(self, "blocking", blocking)
+        _set(self, "summary", summary)
+        _set(self, "detail", detail)
 
-@dataclass(frozen=True, slots=True)
-class MsixDiagnosis:
+
+class MsixDiagnosis(Frozen):
     """diagnose_msix's answer: the one place that decides a capability is broken."""
 
-    problems: tuple[MsixProblem, ...] = ()
-    unchecked: tuple[str, ...] = ()  # checks the input did not allow (a BAR of unknown size)
+    problems: tuple[MsixProblem, ...]
+    unchecked: tuple[str, ...]  # checks the input did not allow (a BAR of unknown size)
+
+    def __init__(self, problems: tuple[MsixProblem, ...] = (),
+                 unchecked: tuple[str, ...] = ()) -> None:
+        _set(self, "problems", problems)
+        _set(self, "unchecked", unchecked)
 
     @property
     def broken(self) -> bool:
@@ -402,8 +432,7 @@ def bar_quirks(device: Device, target: int) -> tuple[Finding, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterSpan:
+class RegisterSpan(Frozen):
     """Device registers at BAR ``bar`` offsets [start, end) that a driver uses, as its rule set
     states them (`registers` statements, engine/rules): plain data, so this module needs no
     rules.  Inside the 4K range of an MSI-X structure they break the PCIe rule the page
@@ -412,9 +441,18 @@ class RegisterSpan:
     bar: int
     start: int
     end: int  # exclusive
-    what: str = "registers"  # "interrupt-cause registers"
-    owner: str = ""  # who states it: the rule set, "iwlwifi"
-    cite: str = ""  # where the driver defines them: "drivers/.../iwl-csr.h:587"
+    what: str  # "interrupt-cause registers"
+    owner: str  # who states it: the rule set, "iwlwifi"
+    cite: str  # where the driver defines them: "drivers/.../iwl-csr.h:587"
+
+    def __init__(self, bar: int, start: int, end: int, what: str = "registers", owner: str = "",
+                 cite: str = "") -> None:
+        _set(self, "bar", bar)
+        _set(self, "start", start)
+        _set(self, "end", end)
+        _set(self, "what", what)
+        _set(self, "owner", owner)
+        _set(self, "cite", cite)
 
     def text(self, structure: str) -> str:
         """'iwlwifi keeps interrupt-cause registers at BAR0 0x2800-0x28ff, in the 4K range of
@@ -425,8 +463,7 @@ class RegisterSpan:
                 f" range of the MSI-X {structure}{cite}")
 
 
-@dataclass(frozen=True, slots=True)
-class PageAnalysis:
+class PageAnalysis(Frozen):
     """Which host pages QEMU traps for the MSI-X table, and what else lives in them."""
 
     page_size: int
@@ -437,8 +474,21 @@ class PageAnalysis:
     shared_bytes: int  # device bytes in the trapped pages outside the MSI-X 4K ranges
     # registers stated to lie inside those 4K ranges (PCIe forbids it), in the trapped pages:
     # each with the structure whose range it shares ("table", "PBA", "table and PBA")
-    registers: tuple[tuple[RegisterSpan, str], ...] = ()
-    register_bytes: int = 0  # their bytes in the trapped pages
+    registers: tuple[tuple[RegisterSpan, str], ...]
+    register_bytes: int  # their bytes in the trapped pages
+
+    def __init__(self, page_size: int, table_bar: int, bar_size: int, trap_start: int,
+                 trap_end: int, shared_bytes: int,
+                 registers: tuple[tuple[RegisterSpan, str], ...] = (),
+                 register_bytes: int = 0) -> None:
+        _set(self, "page_size", page_size)
+        _set(self, "table_bar", table_bar)
+        _set(self, "bar_size", bar_size)
+        _set(self, "trap_start", trap_start)
+        _set(self, "trap_end", trap_end)
+        _set(self, "shared_bytes", shared_bytes)
+        _set(self, "registers", registers)
+        _set(self, "register_bytes", register_bytes)
 
     @property
     def needs_relocation(self) -> bool:

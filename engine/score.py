@@ -6,9 +6,8 @@ Verdicts, best first: safe (no rule broken), warn (a risky assumption), forbid
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from . import strategies
+from .frozen import Frozen, _set, replace
 from .memo import same_arguments_as_last_call
 from .model import Device, Layout, Platform
 from .relocate import (Finding, MsixDiagnosis, Outcome, PageAnalysis, RegisterSpan,
@@ -19,10 +18,13 @@ from .rules.library import Ruleset
 VERDICTS = ("safe", "warn", "forbid", "refused")
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(Frozen):
     outcome: Outcome
     violations: tuple[Violation, ...]
+
+    def __init__(self, outcome: Outcome, violations: tuple[Violation, ...]) -> None:
+        _set(self, "outcome", outcome)
+        _set(self, "violations", violations)
 
     @property
     def verdict(self) -> str:
@@ -85,13 +87,17 @@ QEMU_CANDIDATES = ("off", *strategies.TARGETS)
 _RANK = {"safe": 0, "warn": 1, "forbid": 2, "refused": 3}
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(Frozen):
     """One row of `barsafe which`: a candidate, its verdict, reasons and MMIO cost."""
 
     strategy: str
     judgement: Judgement
     mmio_cost: int | None  # extra guest MMIO bytes; None when QEMU refuses
+
+    def __init__(self, strategy: str, judgement: Judgement, mmio_cost: int | None) -> None:
+        _set(self, "strategy", strategy)
+        _set(self, "judgement", judgement)
+        _set(self, "mmio_cost", mmio_cost)
 
     @property
     def verdict(self) -> str:
@@ -114,8 +120,7 @@ class Scored:
                 -(self.target if self.target is not None else -1))
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Frozen):
     device: Device
     platform: Platform
     rulesets: tuple[str, ...]  # names; ("generic",) when no driver rules matched
@@ -125,10 +130,28 @@ class Answer:
     candidates: tuple[Scored, ...]
     recommendation: Scored | None
     why: str
-    msix: MsixDiagnosis = MsixDiagnosis()  # problems of the capability itself
-    mined: tuple[str, ...] = ()  # matched rule sets that barsafe mine drafted (not reviewed)
-    fallback: Scored | None = None  # with no relocation needed: the target for a device that
+    msix: MsixDiagnosis  # problems of the capability itself
+    mined: tuple[str, ...]  # matched rule sets that barsafe mine drafted (not reviewed)
+    fallback: Scored | None  # with no relocation needed: the target for a device that
     # keeps registers beside its MSI-X structures after all (PCIe forbids it; some do)
+
+    def __init__(self, device: Device, platform: Platform, rulesets: tuple[str, ...],
+                 match_reasons: tuple[str, ...], pages: PageAnalysis | None,
+                 needs_relocation: bool, candidates: tuple[Scored, ...],
+                 recommendation: Scored | None, why: str, msix: MsixDiagnosis = MsixDiagnosis(),
+                 mined: tuple[str, ...] = (), fallback: Scored | None = None) -> None:
+        _set(self, "device", device)
+        _set(self, "platform", platform)
+        _set(self, "rulesets", rulesets)
+        _set(self, "match_reasons", match_reasons)
+        _set(self, "pages", pages)
+        _set(self, "needs_relocation", needs_relocation)
+        _set(self, "candidates", candidates)
+        _set(self, "recommendation", recommendation)
+        _set(self, "why", why)
+        _set(self, "msix", msix)
+        _set(self, "mined", mined)
+        _set(self, "fallback", fallback)
 
     @property
     def broken(self) -> bool:

@@ -8,9 +8,9 @@ table's own BAR with its own arithmetic and never adds a BAR.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable
+from collections.abc import Callable
 
+from .frozen import replace
 from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, BarKind, Device, Layout, Platform
 from .relocate import (MSG_AUTO, Finding, Outcome, QemuBar, msix_size, native_outcome,
                        power_of_two_problem, qemu_view, relocate, rfc_cost, visible_bars)

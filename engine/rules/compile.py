@@ -10,9 +10,9 @@ built for failing rules and traces, so checking stays cheap.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
+from ..frozen import Frozen, _set
 from ..model import Bar, BarKind, Device, Layout, Platform
 from ..relocate import RegisterSpan
 from ..units import format_size
@@ -137,15 +137,24 @@ def resolve(selector: ast.Selector, layout: Layout) -> int | None:
     return found[n] if len(found) > n else None
 
 
-@dataclass(frozen=True)
-class CompiledRule:
+class CompiledRule(Frozen, unshown=("node",)):
     name: str
     severity: str
     message: str
     guard: tuple[Test, Explain] | None
     check: tuple[Test, Explain]
-    node: ast.Rule = field(repr=False)
-    where: str = ""  # path:line of the rule, for reports
+    node: ast.Rule
+    where: str  # path:line of the rule, for reports
+
+    def __init__(self, name: str, severity: str, message: str, guard: tuple[Test, Explain] | None,
+                 check: tuple[Test, Explain], node: ast.Rule, where: str = "") -> None:
+        _set(self, "name", name)
+        _set(self, "severity", severity)
+        _set(self, "message", message)
+        _set(self, "guard", guard)
+        _set(self, "check", check)
+        _set(self, "node", node)
+        _set(self, "where", where)
 
 
 class Violation:
@@ -172,15 +181,23 @@ class Violation:
         return f"Violation({self.rule_id}, {self.severity})"
 
 
-@dataclass(frozen=True)
-class CompiledFile:
+class CompiledFile(Frozen):
     """One rule file's roles and rules, compiled in the file's own scope."""
 
     name: str
     path: str
     roles: dict[str, ast.Selector]
     rules: tuple[CompiledRule, ...]
-    registers: tuple[RegisterSpan, ...] = ()  # `registers` statements, for the page analysis
+    registers: tuple[RegisterSpan, ...]  # `registers` statements, for the page analysis
+
+    def __init__(self, name: str, path: str, roles: dict[str, ast.Selector],
+                 rules: tuple[CompiledRule, ...],
+                 registers: tuple[RegisterSpan, ...] = ()) -> None:
+        _set(self, "name", name)
+        _set(self, "path", path)
+        _set(self, "roles", roles)
+        _set(self, "rules", rules)
+        _set(self, "registers", registers)
 
     def evaluate(self, candidate: Candidate, trace: list[str] | None = None) -> list[Violation]:
         out = []

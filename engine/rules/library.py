@@ -12,7 +12,6 @@ the small `match` lists alone).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
@@ -110,15 +109,20 @@ def _module_name(name: str) -> str:
     return name.replace("-", "_")
 
 
-@dataclass
 class _Entry:
     """What the library knows of one file before it is needed in full."""
 
-    name: str
-    matches: tuple
-    includes: tuple[str, ...]  # the included files' paths, as keys of the library
-    payload: bytes | None = None  # the AST as cache bytes, decoded when first needed
-    file: ast.RuleFile | None = None
+    __slots__ = ("name", "matches", "includes", "payload", "file")
+
+    def __init__(self, name: str, matches: tuple, includes: tuple[str, ...], payload: bytes | None = None,
+                 file: ast.RuleFile | None = None):
+        self.name, self.matches = name, matches
+        self.includes = includes  # the included files' paths, as keys of the library
+        self.payload = payload  # the AST as cache bytes, decoded when first needed
+        self.file = file
+
+    def __repr__(self) -> str:
+        return f"_Entry({self.name!r}, {self.matches!r}, {self.includes!r})"
 
 
 class Library:
