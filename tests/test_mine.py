@@ -199,8 +199,80 @@ def test_rule_shapes(mined):
     assert "require no bar added" in text
     assert "role first_mem = first memory bar\n" in render(mined["ffs"], "6.12.117")
     assert "role third_mem_0_3 = third memory bar in bar0..bar3" in render(mined["packed"], "6.12.117")
-    assert "match class 0x0108\n" in render(mined["unresolved"], "6.12.117")
+    # PCI_DEVICE_CLASS(PCI_CLASS_STORAGE_EXPRESS, 0xffffff): the mask reads the prog-if
+    assert "match class 0x010802\n" in render(mined["unresolved"], "6.12.117")
     assert "match id 1dd8:100c subsystem 1dd8:4000" in render(mined["packed"], "6.12.117")
+
+
+def _driver_with_ids(*ids):
+    from engine.mine.facts import Driver, PciId, Place
+    return Driver(name="d", module="d", variable="d_driver", place=Place("drivers/d/d.c", 40, None),
+                  probe=Place("drivers/d/d.c", 20, "d_probe"), id_table="d_ids",
+                  ids=[PciId(*i, line=10) for i in ids])
+
+
+@pytest.mark.parametrize("entry, line", [
+    ((None, None, None, None, 0x0C0330, 0xFFFFFF), "match class 0x0c0330"),  # xhci-pci
+    ((None, None, None, None, 0x0C0330, 0xFFFF00), "match class 0x0c03"),
+    ((None, None, None, None, 0x030000, 0xFF0000), "match class 0x0300 mask 0xff00"),
+    ((None, None, None, None, 0x0C0300, 0xFFFF0F), "match class 0x0c0300 mask 0xffff0f"),
+    ((0x1002, None, None, None, 0x030000, 0xFFFF00), "match id 1002:* class 0x0300"),
+    ((0x1002, None, None, None, 0x038000, 0xFFFFFF), "match id 1002:* class 0x038000"),
+    ((0x8086, 0x1234, None, None, 0x020000, 0), "match id 8086:1234"),  # a mask of 0 tests nothing
+])
+def test_id_table_classes_as_the_table_says(entry, line):
+    """The kernel compares the 24-bit class under the entry's mask (pci_match_one_id): a mask
+    that reads the programming interface gives a 6-digit class, one that leaves it out 4."""
+    text = render(_driver_with_ids(entry), "6.12.117")
+    matches = [m for m in text.splitlines() if m.startswith("match id") or m.startswith("match class")]
+    assert matches == [line]
+    again = parse(text, "d-mined.rules")
+    assert check(again, "d-mined") == []
+
+
+def test_any_device_without_a_class_test_is_no_match_line():
+    text = render(_driver_with_ids((None, None, None, None, 0x020000, 0)), "6.12.117")
+    assert "match class" not in text and "match id" not in text
+
+
+def test_the_six_digit_class_matches_what_the_kernel_binds():
+    """xhci-pci's PCI_DEVICE_CLASS(PCI_CLASS_SERIAL_USB_XHCI, ~0) claims xHCI (prog-if 30),
+    not an EHCI controller (prog-if 20) of the same 0c03 class."""
+    from engine.model import Device
+    from engine.rules.library import _match_one
+    (m,) = [m for m in parse(render(_driver_with_ids((None, None, None, None, 0x0C0330, 0xFFFFFF)),
+                                    "6.12.117"), "x").matches if isinstance(m, ast.MatchClass)]
+    assert _match_one(m, Device(None, class_code=0x0C03, prog_if=0x30)) is not None
+    assert _match_one(m, Device(None, class_code=0x0C03, prog_if=0x20)) is None
+
+
+def test_a_driver_with_nothing_to_cite_gets_no_rule_file(tmp_path):
+    """drivers/pci/pci-driver.c's placeholder `static struct pci_driver pci_compat_driver =
+    { .name = "compat" };`: no probe, no ID table, no device it can drive."""
+    root = tmp_path / "linux"
+    (root / "drivers" / "pci").mkdir(parents=True)
+    (root / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\n")
+    shutil.copytree(DATA / "include", root / "include")
+    (root / "drivers" / "pci" / "Makefile").write_text("obj-y += pci-driver.o\n")
+    (root / "drivers" / "pci" / "pci-driver.c").write_text(
+        '#include <linux/pci.h>\nstatic struct pci_driver pci_compat_driver = {\n\t.name = "compat"\n};\n')
+    result = run.mine(root, ["drivers"], workers=1)
+    assert [d.name for d in result.drivers] == ["compat"]
+    assert run.write(result, tmp_path / "out") == []
+    assert load([tmp_path / "out"], use_cache=False).rulesets == {}
+
+
+@pytest.mark.skipif(not os.environ.get("BARSAFE_LINUX_TREE")
+                    or not Path(os.environ["BARSAFE_LINUX_TREE"], "drivers").is_dir(),
+                    reason="BARSAFE_LINUX_TREE not set")
+def test_real_id_tables_and_the_compat_placeholder(tmp_path):
+    tree = Path(os.environ["BARSAFE_LINUX_TREE"])
+    result = run.mine(tree, ["drivers/usb/host/xhci-pci.c", "drivers/pci/pci-driver.c"], workers=1)
+    by_name = {d.name: d for d in result.drivers}
+    assert "match class 0x0c0330\n" in render(by_name["xhci_hcd"], result.kernel)
+    written = run.write(result, tmp_path)
+    assert "compat" in by_name and not any(p.name.startswith("compat") for p in written)
+    assert load([tmp_path], use_cache=False).rulesets
 
 
 def test_cli_writes_rule_files_the_library_loads(tree, tmp_path, capsys):

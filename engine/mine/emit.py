@@ -25,7 +25,7 @@ import re
 
 from ..rules import ast
 from ..rules.fmt import fmt
-from .facts import Dependency, Driver
+from .facts import Dependency, Driver, Place
 
 MAX_LINE = 70
 
@@ -158,6 +158,43 @@ def _cited(deps: list[Dependency], limit: int = 3) -> str:
 _ORDER_RANK = {"first": 0, "second": 1, "third": 2, "last": 3}
 
 
+def class_of(pid) -> tuple[int, int | None, bool] | None:
+    """An ID entry's class test as a `match` line writes it: (value, mask or None for all
+    digits, with prog-if), or None when the entry tests no class (a class mask of 0).
+
+    The kernel compares ``(id->class ^ dev_id->class) & id->class_mask`` over the 24-bit class
+    (Linux 6.12.117 drivers/pci/pci.h:318 pci_match_one_id).  A mask that reads the programming
+    interface (PCI_DEVICE_CLASS(PCI_CLASS_SERIAL_USB_XHCI, ~0)) gives six digits, `class
+    0x0c0330`; one that leaves it out (0xffff00) four, `class 0x0c03`."""
+    mask = (pid.class_mask or 0) & 0xFFFFFF
+    if pid.class_code is None or not mask:
+        return None
+    code = pid.class_code & 0xFFFFFF
+    if mask & 0xFF:
+        return code, None if mask == 0xFFFFFF else mask, True
+    return code >> 8, None if mask >> 8 == 0xFFFF else mask >> 8, False
+
+
+def citations(driver: Driver, groups: dict | None = None) -> list:
+    """The places the file's `source` lines cite, one per function (each rule's message gives
+    its lines): probe, the functions the dependencies are in, the ID table.  Empty for a
+    driver with neither probe nor ID table (drivers/pci/pci-driver.c's placeholder "compat"):
+    it drives no device, and a rule file cannot cite it."""
+    cited: list = []
+    if driver.probe:
+        cited.append(driver.probe)
+    for deps in (groups if groups is not None else _grouped(driver.dependencies)).values():
+        cited.append(deps[0].place)
+    if driver.id_table and driver.ids:
+        cited.append(Place(driver.place.file, driver.ids[0].line, driver.id_table))
+    out, seen = [], set()
+    for place in cited:
+        if (place.file, place.function) not in seen and place.function:
+            seen.add((place.file, place.function))
+            out.append(place)
+    return out
+
+
 def build(driver: Driver, kernel: str) -> ast.RuleFile:
     """The mined rule file for one driver."""
     b = _Builder(driver, kernel)
@@ -167,19 +204,7 @@ def build(driver: Driver, kernel: str) -> ast.RuleFile:
     b.add(ast.Describe, _text(f"mined by barsafe mine from Linux {kernel}: struct pci_driver"
                               f" {driver.variable} ({driver.place.where}{probe}); not reviewed"))
     groups = _grouped(driver.dependencies)
-    cited: list = []
-    if driver.probe:
-        cited.append(driver.probe)
-    for deps in groups.values():
-        cited.append(deps[0].place)
-    if driver.id_table and driver.ids:
-        from .facts import Place
-        cited.append(Place(driver.place.file, driver.ids[0].line, driver.id_table))
-    seen_where = set()
-    for place in cited:  # one source line per function: each rule's message gives its lines
-        if (place.file, place.function) in seen_where or not place.function:
-            continue
-        seen_where.add((place.file, place.function))
+    for place in citations(driver, groups):
         b.add(ast.Source, ast.Text(place.where), place.function, ast.Text(kernel))
     if driver.module:
         b.add(ast.MatchModule, driver.module)
@@ -187,23 +212,23 @@ def build(driver: Driver, kernel: str) -> ast.RuleFile:
         b.add(ast.MatchDriver, driver.name)
     seen_ids = set()
     for pid in driver.ids:
-        if pid.vendor is None and pid.device is None and pid.class_code is not None:
-            value = (pid.class_code >> 8) & 0xFFFF
-            mask = ((pid.class_mask or 0) >> 8) & 0xFFFF
-            key = ("class", value, mask)
-            if key not in seen_ids:
-                seen_ids.add(key)
-                b.add(ast.MatchClass, value, mask if mask != 0xFFFF else None)
-            continue
+        cls = class_of(pid)
+        if pid.vendor is None and pid.device is None:
+            if cls is not None and ("class", cls) not in seen_ids:
+                seen_ids.add(("class", cls))
+                b.add(ast.MatchClass, cls[0], cls[1], with_prog_if=cls[2])
+            continue  # without a class test: any device, which says nothing
         if pid.vendor is None:
             continue  # any vendor, one device: the language does not say that
         sub = pid.subvendor is not None or pid.subdevice is not None
-        key = (pid.vendor, pid.device, pid.subvendor, pid.subdevice) if sub else (pid.vendor, pid.device)
+        key = (pid.vendor, pid.device, pid.subvendor, pid.subdevice, cls) if sub else (
+            pid.vendor, pid.device, cls)
         if key in seen_ids:
             continue
         seen_ids.add(key)
         b.add(ast.MatchId, pid.vendor, pid.device, pid.subvendor if sub else None,
-              pid.subdevice if sub else None, sub)
+              pid.subdevice if sub else None, sub, **({} if cls is None else {
+                  "class_value": cls[0], "class_mask": cls[1], "class_with_prog_if": cls[2]}))
 
     def order_key(item):
         key = item[0]

@@ -135,15 +135,17 @@ def mine(tree: Path, paths: list[str] | None = None, workers: int = 2) -> Result
 def write(result: Result, directory: Path) -> list[Path]:
     """One rule file per driver in ``directory`` (each written whole or not at all).  Two
     drivers with the same name (one module registering PF and VF drivers under one name)
-    get the variable's name appended."""
+    get the variable's name appended.  A driver with nothing to cite (no probe, no ID table:
+    emit.citations) drives no device and gets no file."""
     from ..files import write_text_atomic
-    from .emit import render, ruleset_name
+    from .emit import citations, render, ruleset_name
     directory.mkdir(parents=True, exist_ok=True)
+    drivers = [d for d in result.drivers if citations(d)]
     names: dict[str, int] = {}
-    for d in result.drivers:
+    for d in drivers:
         names[ruleset_name(d)] = names.get(ruleset_name(d), 0) + 1
     written = []
-    for d in result.drivers:
+    for d in drivers:
         if names[ruleset_name(d)] > 1:
             d.name = f"{d.name}-{d.variable}"
         path = directory / f"{ruleset_name(d)}.rules"
