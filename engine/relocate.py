@@ -7,7 +7,8 @@ Source modelled: QEMU hw/vfio/pci.c (upstream, 2025), functions
 ``vdev->bars[i]``, filled by ``vfio_bar_prepare`` from the VFIO region
 sizes: a BAR whose region has size 0 is never registered, so QEMU treats
 its slot as empty.  On a host without I/O port space the kernel cannot size
-or assign an I/O BAR, so the same happens to every I/O BAR there.
+or assign an I/O BAR, so the same happens to every I/O BAR there; and on any
+host to a BAR whose resource the host emptied (unassigned, size 0: ``qemu_view``).
 
 ``diagnose_msix`` is the one place that decides an MSI-X capability is
 broken in itself (a table the host cannot map): not a relocation question.
@@ -98,12 +99,33 @@ class Outcome(Frozen):
 
 @same_arguments_as_last_call
 def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
-    """``vdev->bars[0..5]`` after ``vfio_bars_prepare``."""
+    """``vdev->bars[0..5]`` after ``vfio_bars_prepare``.
+
+    A BAR the host left unassigned with no size (``assigned=False, size=0``: the kernel holds no
+    resource for it) is an empty slot on every host, whatever its type: VFIO reports the region
+    size as ``pci_resource_len``, 0 for an empty resource (Linux 6.12
+    drivers/vfio/pci/vfio_pci_core.c:1064), and ``vfio_bar_prepare`` skips a region of size 0.
+    The kernel empties a resource it cannot or will not assign (``reset_resource`` after a
+    failed assignment, pci=nobar's ``pcibios_fixup_device_resources``); lspci >= 3.8 then prints
+    no Region line, older lspci ``<unassigned>`` (``<ignored>`` when the register still holds
+    an address) with no size, and sysfs the type bits in ``config`` over a ``resource`` line of
+    zeros.  Observed in the lab (corpus/cases/lab-megasas-gen2-noio.yaml): no guest BAR0, and
+    ``bar0`` accepted as a new memory BAR0.  Not the same as a size of 0 on an assigned BAR,
+    which means the input did not give the size (``lspci -b``, dumps without sizes).
+
+    An unassigned BAR that still has a size (lspci ``<unassigned> [size=256]``, a sysfs
+    resource from 0 to size-1) is a resource the kernel holds unset: vfio-pci then cannot
+    enable the device at all (drivers/pci/setup-res.c:454 pci_enable_resources, "not
+    assigned; can't enable device"), so QEMU has no view of it; barsafe keeps such a BAR as
+    the device describes it.
+    """
     view = []
     for index in range(BAR_SLOTS):
         bar = device.bar(index)
         if bar is None:
             view.append(QemuBar(index, 0, False, False, None))
+        elif not bar.assigned and not bar.size:
+            view.append(QemuBar(index, 0, False, False, bar))
         elif bar.is_io:
             # An I/O BAR is registered as an I/O port BAR only where the host has port space.
             visible = platform.io_space

@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.model import Bar, BarKind, Device, Msix, Platform
 from engine.relocate import (MSG_PBA_OUTSIDE, analyse_pages, msix_size, native_outcome,
                              qemu_view, relocate)
-from engine.sources import load
+from engine.sources import load, record
 from engine.strategies import run, run_all
 from engine.units import GiB, KiB, MiB
 
@@ -20,6 +21,12 @@ POWER8 = Platform(64 * KiB, io_space=False)
 def sas3008() -> Device:
     (device,) = load(str(SEED))
     return device
+
+
+def case_device(path: Path) -> Device:
+    """The device record of an observed case (corpus/cases)."""
+    root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    return record.device_from_node(next(v for k, v in root.value if k.value == "device"), str(path))
 
 
 def layout_of(outcome):
@@ -36,7 +43,24 @@ def test_seed_record_has_the_unassigned_io_bar0(sas3008):
 
 def test_io_bar_is_invisible_to_qemu_without_io_space(sas3008):
     assert qemu_view(sas3008, POWER8)[0].size == 0 and not qemu_view(sas3008, POWER8)[0].ioport
-    assert qemu_view(sas3008, Platform(64 * KiB, io_space=True))[0].ioport
+
+
+def test_an_unassigned_bar_is_an_empty_slot_on_every_host(sas3008):
+    # The seed's BAR0 was left unassigned: VFIO reports its region with size 0 (the kernel holds
+    # no resource for it), so QEMU skips the slot even where the host has I/O port space.
+    for platform in (POWER8, Platform(4 * KiB, io_space=True)):
+        slot = qemu_view(sas3008, platform)[0]
+        assert (slot.size, slot.ioport, slot.mem64) == (0, False, False)
+        assert slot.bar is sas3008.bar(0)
+    assigned = Device("00:01.0", bars=(Bar(0, BarKind.IO, 256), Bar(1, BarKind.MEM64, 16 * KiB)),
+                      msix=Msix(15, 1, 0x2000, 1, 0x3800))
+    assert qemu_view(assigned, Platform(4 * KiB, io_space=True))[0].ioport
+    assert not qemu_view(assigned, POWER8)[0].ioport
+    # a memory BAR the host did not assign vanishes too, and with it its upper half
+    mem = Device("00:01.0", bars=(Bar(0, BarKind.MEM64, 0, assigned=False), Bar(2, BarKind.MEM64, 16 * KiB)),
+                 msix=Msix(15, 2, 0x2000, 2, 0x3800))
+    assert [q.size for q in qemu_view(mem, Platform())][:2] == [0, 0]
+    assert run("bar1", mem, Platform()).refused is None
 
 
 def test_msix_size_for_96_vectors_is_one_64k_page(sas3008):
@@ -75,8 +99,15 @@ def test_upper_halves_are_refused_in_qemus_words(sas3008, target, below):
 
 
 def test_io_bar0_is_refused_where_the_host_has_io_space(sas3008):
-    outcome = run("bar0", sas3008, Platform(64 * KiB, io_space=True))
+    # QEMU's emulated megasas-gen2 in the lab, its I/O BAR0 assigned (L1 has port space):
+    # QEMU refused bar0 with this message (corpus/cases/lab-megasas-gen2.yaml).
+    megasas = case_device(ROOT / "corpus/cases/lab-megasas-gen2.yaml")
+    assert megasas.bar(0).kind is BarKind.IO and megasas.bar(0).assigned
+    outcome = run("bar0", megasas, Platform(4 * KiB, io_space=True))
     assert outcome.refused == "Invalid MSI-X relocation BAR 0, I/O port BAR"
+    # the seed's unassigned BAR0 is an empty slot: QEMU adds a memory BAR0 there, as the thread saw
+    bars, msix = layout_of(run("bar0", sas3008, Platform(64 * KiB, io_space=True)))
+    assert bars[0] == (BarKind.MEM32, True, 64 * KiB) and msix == (0, 0, 0, 0x600)
 
 
 def test_upstream_auto_refuses_every_device(sas3008):

@@ -453,7 +453,7 @@ def test_cli_check_missing_ruleset_has_no_line(tmp_path, capsys):
 
 def test_cli_check_shipped_rules_ok(capsys):
     assert main(["check", *map(str, SHIPPED)]) == 0
-    assert capsys.readouterr().out == "ok: 3 rule files, 9 rules, 4 examples\n"
+    assert capsys.readouterr().out == "ok: 3 rule files, 9 rules, 5 examples\n"
 
 
 def test_cli_check_fixture_directory(capsys):

@@ -169,3 +169,46 @@ def test_sas3008_from_the_seed_thread_prints_and_parses_as_lspci_shows_it():
         assert re.search(f"^{line}$", text, re.MULTILINE), (line, text)
     assert from_lspci.slot == "03:00.0" and from_lspci.revision == 2
     assert facts(from_lspci) == facts(from_sysfs) == facts(SAS3008)
+
+
+# L1's sysfs `resource` of the lab's megasas-gen2-noio after lab/l1.py left BAR0 unassigned
+# (pci=nobar, root port removed and rescanned): real, from lab/l1.py's log of that run.  BAR0's
+# line is all zeros: the kernel emptied the resource (arch/x86/pci/common.c
+# pcibios_fixup_device_resources), so VFIO reports region 0 with size 0.
+L1_NOIO_RESOURCE = ("0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+                    "0x0000000080040000 0x0000000080043fff 0x0000000000140204\n"
+                    "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+                    "0x0000000080000000 0x000000008003ffff 0x0000000000140204\n"
+                    + "0x0000000000000000 0x0000000000000000 0x0000000000000000\n" * 9)
+MEGASAS = Device("0000:01:00.0", vendor=0x1000, device=0x0079, subsystem_vendor=0x1000,
+                 subsystem_device=0x9261, class_code=0x0104, revision=0,
+                 bars=(Bar(0, BarKind.IO, 256, assigned=False), Bar(1, BarKind.MEM64, 16 * KiB),
+                       Bar(3, BarKind.MEM64, 256 * KiB)),
+                 msix=Msix(15, 1, 0x2000, 1, 0x3800, enabled=True))
+
+
+@pytest.mark.parametrize("register", [0x00000001, 0x00002001])  # as l1.py leaves it; a stale address
+def test_an_emptied_resource_is_an_unassigned_bar_that_qemu_never_sees(register):
+    """What a host shows for a BAR its kernel emptied: lspci 3.9 prints no Region line, sysfs a
+    resource line of zeros under the register's type bits.  barsafe reads it as an unassigned
+    I/O BAR of size 0, and QEMU's view has slot 0 empty even with I/O port space."""
+    from engine.relocate import qemu_view
+    from engine.model import Platform
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_sysfs(Path(tmp), MEGASAS)
+        config = bytearray((path / "config").read_bytes())
+        struct.pack_into("<I", config, 0x10, register)
+        struct.pack_into("<IIII", config, 0x14, 0x80040004, 0, 0x80000004, 0)
+        (path / "config").write_bytes(bytes(config))
+        (path / "resource").write_text(L1_NOIO_RESOURCE)
+        text = run_lspci(Path(tmp))
+        from_sysfs = sysfs.read_device(path)
+    assert "Region 0" not in text, text
+    assert "\tRegion 1: Memory at 80040000 (64-bit, non-prefetchable) [size=16K]\n" in text, text
+    [from_lspci] = lspci.parse(text)
+    assert from_lspci.bar(0) is None
+    assert from_sysfs.bar(0) == Bar(0, BarKind.IO, 0, assigned=False)
+    assert [b.index for b in from_sysfs.bars] == [0, 1, 3] and from_sysfs.bar(1).assigned
+    for device in (from_sysfs, from_lspci):
+        slot = qemu_view(device, Platform(4 * KiB, io_space=True))[0]
+        assert (slot.size, slot.ioport) == (0, False)

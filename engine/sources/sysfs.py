@@ -91,6 +91,7 @@ def read_device(path: Path) -> Device:
         raise InputError(f"header type {header_type} is not one PCI defines (0 endpoint,"
                          f" 1 PCI bridge, 2 CardBus bridge)", where)
     resources = _resources(path)
+    have_resources = (path / "resource").is_file()
     notes: list[str] = []
     fields: dict = {
         "slot": path.name if SLOT_RE.fullmatch(path.name) else None,
@@ -125,8 +126,12 @@ def read_device(path: Path) -> Device:
                                  where)
             if (problem := bar_size_problem(kind, size)):
                 raise InputError(f"BAR{index}: {problem}", Location(str(path / "resource"), line))
+            # A resource line of zeros is a resource the kernel emptied (it could not or would not
+            # assign it): unassigned, whatever address the register still holds; VFIO reports its
+            # region with size 0 (relocate.qemu_view).  Without a resource file, the register says.
+            assigned = bool(addr or start) and (size > 0 or not have_resources)
             try:
-                bars.append(Bar(index, kind, size, prefetchable=prefetch, assigned=bool(addr or start)))
+                bars.append(Bar(index, kind, size, prefetchable=prefetch, assigned=assigned))
             except ValueError as exc:
                 raise InputError(f"BAR{index}: {exc}", where) from None
         index += 2 if implemented and kind is BarKind.MEM64 else 1
