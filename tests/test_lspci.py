@@ -186,3 +186,87 @@ def test_streaming_memory_does_not_grow_with_the_dump(tmp_path):
         assert count
         return top
     assert peak(big) < 1.5 * peak(small)
+
+
+# --- tabs turned into spaces: the structure is recovered from the indentation's step --------------
+
+def _expanded(text: str, width: int) -> str:
+    """``text`` through coreutils `expand -t WIDTH` (what a terminal or `expand` does to a dump)."""
+    import shutil
+    import subprocess
+    if shutil.which("expand") is None:
+        pytest.skip("coreutils expand not on PATH")
+    out = subprocess.run(["expand", "-t", str(width)], input=text.encode(), capture_output=True, check=True)
+    return out.stdout.decode()
+
+
+@needs_shared
+@pytest.mark.parametrize("width", [8, 4, 2])
+def test_space_indented_shared_dumps_read_as_their_tab_originals(tmp_path, width):
+    from engine.sources import load, stream
+    for path in _shared_dumps():
+        original = lspci.parse(path.read_text(), str(path))
+        spaced = _expanded(path.read_text(), width)
+        assert "\t" not in spaced
+        assert lspci.parse(spaced, str(path)) == original, path
+        assert [d.origin for d in lspci.parse(spaced, str(path))] == [d.origin for d in original]
+        copy = tmp_path / path.name
+        copy.write_text(spaced)
+        assert load(str(copy)) == list(stream(str(copy))) == original, path
+
+
+def test_space_indentation_that_does_not_tell_the_depth_is_named():
+    spaced = VVNN.replace("\t", "    ")
+    assert lspci.parse(spaced) == lspci.parse(VVNN)
+    cases = [  # (text, line, words)
+        (spaced.replace("    Region 3", "      Region 3"), 6, "indented with 6 spaces, not a multiple of the 4"),
+        (VVNN.replace("\tRegion 3", "        Region 3"), 6, "indented with 8 spaces among lines indented with tabs"),
+        (VVNN.replace("\t", "   "), 2, "indented with 3 spaces"),
+        (spaced.replace("        PBA", "    \tPBA"), 10, "spaces and then a tab"),
+    ]
+    for text, line, words in cases:
+        with pytest.raises(InputError) as exc:
+            lspci.parse(text, "dump.txt")
+        assert exc.value.location.line == line and words in exc.value.message, (words, str(exc.value))
+
+
+# --- reading fast: blocks cut by one scan, each distinct device parsed once -----------------------
+
+def test_a_device_repeated_at_other_slots_is_the_same_device_there():
+    other = VVNN.replace("02:00.0", "0000:81:00.0").replace(
+        "\tDeviceName: Integrated RAID\n", "\tDeviceName: Slot 4\n\tCapabilities: [148 v1] Device Serial Number 01-02\n")
+    first, again, moved = lspci.parse(VVNN + VVNN.replace("02:00.0", "03:00.0") + other, "fleet.txt")
+    assert first == lspci.parse(VVNN)[0]
+    for d, slot, line in ((again, "03:00.0", 13), (moved, "0000:81:00.0", 25)):
+        assert (d.slot, d.origin) == (slot, f"fleet.txt:{line}")
+        assert {f: getattr(d, f) for f in lspci._FIELDS} == {f: getattr(first, f) for f in lspci._FIELDS}
+
+
+@needs_shared
+def test_parsed_once_or_every_time_the_devices_are_the_same(monkeypatch):
+    dumps = [(str(p), p.read_text()) for p in _shared_dumps()]
+    warm = [lspci.parse(text, path) for path, text in dumps]
+    monkeypatch.setattr(lspci, "CACHE_LIMIT", 1)  # every device parsed anew
+    monkeypatch.setattr(lspci, "REWRITE_LIMIT", 1)
+    lspci._parsed.clear()
+    lspci._rewritten.clear()
+    cold = [lspci.parse(text, path) for path, text in dumps]
+    assert cold == warm
+    assert [[d.origin for d in ds] for ds in cold] == [[d.origin for d in ds] for ds in warm]
+
+
+@needs_shared
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_dump_read_in_pieces_of_any_size_is_the_whole_dump(tmp_path, monkeypatch, newline):
+    """Blocks, cut lines, carriage returns and multi-byte characters cut between two reads."""
+    from engine.sources import load, stream
+    text = "".join(p.read_text() for p in _shared_dumps()).replace("\n", newline)
+    path = tmp_path / "all.txt"
+    path.write_bytes(("\ufeff$ sudo lspci -vvvnn\n" + text.replace("Intel", "Intél")).encode())
+    whole = load(str(path))
+    for size in (1, 7, 4096):
+        monkeypatch.setattr(lspci, "READ_BYTES", size)
+        lspci._parsed.clear()
+        lspci._rewritten.clear()
+        streamed = list(stream(str(path)))
+        assert streamed == whole and [d.origin for d in streamed] == [d.origin for d in whole], size

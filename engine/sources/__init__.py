@@ -13,7 +13,7 @@ from typing import BinaryIO, Iterator, TextIO
 from ..errors import InputError, Location
 from ..model import Device
 from ..units import MiB, format_size
-from .detect import is_prompt, lines, looks_like_lspci, looks_like_record, without_prompts
+from .detect import lines, looks_like_lspci, looks_like_record, without_prompts
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
 # `lspci -vvv` of a large machine is a few MiB (about 3K per function); the cap keeps a mistaken
@@ -23,11 +23,12 @@ MAX_INPUT_BYTES = 64 * MiB
 
 def parse_text(text: str, path: str) -> list[Device]:
     """Pick the reader by content, not by file name: users paste whatever they have."""
-    if not looks_like_record(text):
-        text = without_prompts(text)
-    if looks_like_lspci(text):
+    record_like = looks_like_record(text)
+    if not record_like and looks_like_lspci(text, prompts=True):
         from . import lspci
-        return lspci.parse(text, path)
+        return lspci.parse(text, path)  # it drops the prompts itself, keeping line numbers
+    if not record_like:
+        text = without_prompts(text)
     if looks_like_record(text):
         from . import record
         return record.parse(text, path)
@@ -120,10 +121,10 @@ HEAD_BYTES = 64 * 1024  # enough to see what an input is: its first meaningful l
 def stream(spec: str) -> Iterator[Device]:
     """The devices of one input, one at a time, for audits of many or large dumps.
 
-    An lspci dump is read line by line and each device handed on when its block ends, so
-    memory holds one device however large the file (and no size cap applies); records, sysfs
-    trees and standard input are small and go through ``load``.  Every error is ``load``'s,
-    at the same line."""
+    An lspci dump is read a piece at a time and each device handed on when its block ends, so
+    memory holds one piece and one device however large the file (and no size cap applies);
+    records, sysfs trees and standard input are small and go through ``load``.  Every error is
+    ``load``'s, at the same line."""
     path = Path(spec)
     if spec == "-" or path.is_dir():
         yield from load(spec)
@@ -134,24 +135,19 @@ def stream(spec: str) -> Iterator[Device]:
         yield from load(spec)  # load says why, in its words
         return
     with stream_:
-        head = stream_.read(HEAD_BYTES)
+        try:
+            head = stream_.read(HEAD_BYTES)
+        except OSError:
+            head = b""  # load says why
         text = head.decode("utf-8", errors="replace")
+        if len(head) == HEAD_BYTES:
+            text = text.rsplit("\n", 1)[0]  # the last line may go on
         if head.startswith((b"\xff\xfe", b"\xfe\xff")) or looks_like_record(text) or not looks_like_lspci(
-                without_prompts(text.rsplit("\n", 1)[0] if len(head) == HEAD_BYTES else text)):
+                text, prompts=True):
             yield from load(spec)
             return
-        stream_.seek(0)
         from . import lspci
-        yield from lspci.stream(_lspci_lines(stream_), spec)
-
-
-def _lspci_lines(binary: BinaryIO) -> Iterator[str]:
-    """Lines of lspci output as ``decode`` and ``without_prompts`` would give them."""
-    for number, raw in enumerate(binary):
-        line = raw.decode("utf-8", errors="replace").removesuffix("\n")
-        if number == 0:
-            line = line.removeprefix("\ufeff")
-        yield "" if is_prompt(line) else line
+        yield from lspci.read(stream_, spec, head)
 
 
 def load_sysfs() -> list[Device]:

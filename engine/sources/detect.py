@@ -54,9 +54,11 @@ def lines(text: str) -> Iterator[str]:
         start = end + 1
 
 
-def looks_like_lspci(text: str) -> bool:
+def looks_like_lspci(text: str, prompts: bool = False) -> bool:
+    """Whether the first meaningful line is an lspci device line (with ``prompts``, pasted
+    shell prompts are passed over as ``without_prompts`` would blank them)."""
     for line in lines(text):
-        if line.strip() and not SPLICE_RE.match(line):
+        if line.strip() and not SPLICE_RE.match(line) and not (prompts and is_prompt(line)):
             return bool(HEADER_RE.match(line))
     return False
 

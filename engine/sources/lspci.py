@@ -4,25 +4,39 @@ Format as printed by pciutils lspci.c (show_bases, show_rom) and ls-caps.c
 (cap_msix).  Real dumps carry damage this reader must survive: pcilib
 warnings spliced into the middle of a line (the rest of the line follows on
 the next), SR-IOV `Region` lines two tabs deep (VF BARs, not the device's),
-`[virtual]` on either side of an address.
+`[virtual]` on either side of an address, tabs turned into spaces by a
+terminal, `expand` or a forum (the depth is recovered from the indentation's
+step, or the line that breaks it is named).
 
 Everything else that lspci cannot have printed is an error at its line: a value out of its
 printf field (``Region %d``, ``offset=%08x``, ``[size=%u%s]``), a size no BAR can have, a
-detail line that is not indented with tabs, a fact printed twice, a driver name that is no
-driver name.  Free text (device and class names) is kept as printed, control characters aside.
+detail line that is not indented, a fact printed twice, a driver name that is no driver
+name.  Free text (device and class names) is kept as printed, control characters aside.
+
+How it reads fast (fleets of dumps, dumps of 50 MB): a dump is cut into device blocks at the
+lines that start with a slot (one regex scan); in a block only the lines a Device is built
+from are picked out (one more scan: BARs, ROM, subsystem, driver, modules, the MSI-X
+capability and its table lines, and a bare marker for every other capability line, since
+one ends the MSI-X capability's table lines); those lines and the device line without its
+slot are the block's key, and a block whose key was seen before is that device again at
+another slot (a fleet's hosts hold the same devices; SR-IOV functions differ only in slot),
+so it is parsed once.  Blocks with anything unusual (a pcilib warning, a prompt, a carriage
+return, space indentation, stray whitespace) are first rewritten line by line into the
+regular form, the way the whole dump used to be read.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from bisect import bisect_right
+from typing import BinaryIO, Callable, Iterator
 
 from ..errors import InputError, Location
 from ..model import (MAX_DEVICES, Bar, BarKind, Device, Msix, bar_size_problem, driver_problem,
                      module_problem, rom_size_problem, slot_problem, text_problem)
 from ..units import parse_size, quote
-from .detect import HEADER_RE, SPLICE_RE, lines
+from .detect import HEADER_RE, SPLICE_RE, is_prompt
 
 # lspci.c show_verbose ends the device line with " (rev %02x)" and " (prog-if %02x [name])".
 _TRAILER_RE = re.compile(
@@ -59,89 +73,319 @@ NO_MSIX_DETAIL_NOTE = ("MSI-X table location not printed (lspci -v shows only th
 INFERRED_INDEX_NOTE = ("BAR numbers inferred from order (lspci -v prints no 'Region N:');"
                        " a BAR after an unused slot would be misnumbered: prefer lspci -vv")
 
+# --- cutting a dump into device blocks -----------------------------------------------------------
 
-@dataclass
-class _Block:
-    """Lines of one device, accumulated while reading."""
+_SLOT = r"(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]"  # detect.HEADER_RE's slot
+_BLOCK_START = re.compile(r"\n(?=" + _SLOT + " )")  # ends just before a device line
+_DEVICE_LINE = re.compile("(" + _SLOT + ") ([^\n]*)")  # matched where a block starts
+# Where a block needs reading line by line: a line that is neither blank, nor a device line, nor
+# a tab and then something other than whitespace (a prompt, the rest of a line a pcilib warning
+# cut, spaces for tabs), or one or two tabs and then other whitespace or nothing (deeper lines
+# are never read, and lspci prints some as "\t\t\t 10BitTagComp-"); and a block that holds a
+# warning (SPLICE_RE's two words).
+_IRREGULAR = re.compile(r"\n(?:(?!" + _SLOT + r" )[^\t\n]|\t\t?[^\S\t\n]|\t(?![^\n]))")
+_SPLICE_WORDS = ("pcilib: ", "lspci: ")
+# The lines a Device is built from, each with the "\n" before it, one tab deep: those
+# _parse_block acts on (BARs, subsystem, driver, modules, "Flags:"/"Control:", "<access
+# denied>"), and the MSI-X capability with the lines under it (its table and PBA lines: up to the
+# next line one tab deep).  In a block that holds "Expansion ROM at", also every line one tab
+# deep that holds it (lspci prints it at the start; _parse_block looks for it anywhere).
+_FACTS = (r"\n\t(?:(?:Region |Memory at|I/O ports at|\[virtual\] |Subsystem:|Kernel |Flags:|Control:"
+          r"|Capabilities: <access denied>)[^\n]*"
+          r"|Capabilities: \[[0-9a-f]+\] MSI-X:[^\n]*(?:\n(?=\n)|\n\t\t[^\n]*)*{rom})")
+_FACTS_RE = re.compile(_FACTS.replace("{rom}", ""))
+_FACTS_ROM_RE = re.compile(_FACTS.replace("{rom}", r"|(?=[^\t\n])[^\n]*?Expansion ROM at[^\n]*"))
+_ROM_WORDS = "Expansion ROM at"
 
-    slot: str
-    rest: str
-    line: int
-    body: list[tuple[int, str]] = field(default_factory=list)
+READ_BYTES = 64 * 1024  # read at a time from a file: memory holds this and one device block
+# Devices parsed, by key (the device line less its slot, and the lines above); blocks read line
+# by line, by their text: a fleet's dumps hold the same few hundred devices over and over.
+# Bounded, so that fleets of unlike hosts keep memory flat.
+CACHE_LIMIT = 4096
+REWRITE_LIMIT = 256
+_parsed: dict[str, tuple[Device, tuple]] = {}
+_rewritten: dict[tuple, tuple] = {}
+_FIELDS = tuple(name for name in Device.__slots__ if name not in ("slot", "origin"))
+_SETTERS = tuple(getattr(Device, name).__set__ for name in _FIELDS)  # slot descriptors
+_SET_SLOT, _SET_ORIGIN = Device.slot.__set__, Device.origin.__set__
+# How many spaces stand for one tab in a dump whose tabs were turned into spaces: `expand`'s
+# default and the widths terminals and forums use.
+INDENT_STEPS = (8, 4, 2)
 
 
-def _logical_lines(text_lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """Rejoin lines split by a pcilib/lspci warning printed into the middle of them."""
+def _at(template: Device, values: tuple, slot: str, origin: str) -> Device:
+    """The device ``template`` (read and checked from the same lines) at another slot and place.
+
+    Device's checks are not run again: they passed for these very values, and a slot that
+    _DEVICE_LINE matched is valid.  Device() would check every name and BAR again, which was
+    most of the time of reading a fleet's repeated devices."""
+    device = object.__new__(Device)
+    _SET_SLOT(device, slot)
+    _SET_ORIGIN(device, origin)
+    for set_, value in zip(_SETTERS, values):
+        set_(device, value)
+    return device
+
+
+def parse(text: str, path: str = "<stdin>") -> list[Device]:
+    """All devices in an lspci dump, in their order."""
+    reader = _Reader(path)
+    devices = list(reader.feed(text, final=True))
+    reader.finish()
+    return devices
+
+
+def read(binary: BinaryIO, path: str, head: bytes = b"") -> Iterator[Device]:
+    """The devices of an lspci dump in a binary file, each as soon as its block ends: memory
+    holds one read and one block however large the file.  ``head``: its first bytes, already
+    read.  Bytes are decoded as UTF-8 with bad bytes replaced (``sources.decode`` says why lspci
+    output may hold them), a byte-order mark dropped."""
+    reader = _Reader(path)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    first = True
+    while True:
+        data = head or binary.read(READ_BYTES)
+        head = b""
+        text = decoder.decode(data, final=not data)
+        if first and text:
+            text, first = text.removeprefix("\ufeff"), False
+        yield from reader.feed(text, final=not data)
+        if not data:
+            break
+    reader.finish()
+
+
+def _blocks_holding(buffer: str, words: tuple[str, ...], starts: list[int], end: int) -> set[int]:
+    """The blocks (indices into ``starts``) holding one of ``words`` before ``end``."""
+    found = set()
+    for word in words:
+        at = buffer.find(word, 0, end)
+        while at >= 0:
+            k = bisect_right(starts, at) - 1
+            found.add(k)
+            at = buffer.find(word, starts[k + 1], end)
+    return found
+
+
+class _Reader:
+    """One dump, fed as text in pieces cut anywhere; its devices come out in order."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.buffer = ""  # text not read yet: from the start of a block that may go on
+        self.line = 1  # line number of the buffer's first character
+        self.cr = False  # the last piece ended in "\r", kept back in case "\n" follows
+        self.devices = 0
+        self.step: tuple[int, int] | None = None  # spaces per tab in a space-indented dump, and where seen
+
+    def finish(self) -> None:
+        if not self.devices:
+            raise InputError("no devices in input (empty lspci output?)", Location(self.path, 1))
+
+    def feed(self, text: str, final: bool) -> Iterator[Device]:
+        """The devices whose blocks end in what has been fed; all that are left when ``final``."""
+        if self.cr:
+            text, self.cr = "\r" + text, False
+        if not final and text.endswith("\r"):
+            text, self.cr = text[:-1], True
+        if "\r" in text:  # a line's "\r" before its "\n" is no part of it (CRLF files)
+            text = text.replace("\r\n", "\n")
+            if final and text.endswith("\r"):
+                text = text[:-1]
+        buffer = self.buffer + text if self.buffer else text
+        # Blocks start at 0 (a device line, or what precedes the first) and before each device
+        # line; each block that ends in the buffer is read (the last, only when it is final).
+        starts = [0]
+        starts += [m.end() for m in _BLOCK_START.finditer(buffer)]
+        count = len(starts)
+        complete = count if final else count - 1
+        starts.append(len(buffer))
+        end = starts[complete]
+        odd = _blocks_holding(buffer, _SPLICE_WORDS, starts, end)
+        for m in _IRREGULAR.finditer(buffer, 0, end):
+            odd.add(bisect_right(starts, m.start()) - 1)
+        if not _DEVICE_LINE.match(buffer):
+            odd.add(0)  # what precedes the first device line: prompts, warnings, or no lspci at all
+        rom = _blocks_holding(buffer, (_ROM_WORDS,), starts, end)
+        path, parsed, line = self.path, _parsed, self.line
+        k = 0
+        while k < complete:
+            start, end = starts[k], starts[k + 1]
+            if k not in odd:
+                m = _DEVICE_LINE.match(buffer, start)
+                self._count(line)
+                facts = (_FACTS_ROM_RE if k in rom else _FACTS_RE).findall(buffer, m.end(), end)
+                key = m.group(2) + "".join(facts)
+                hit = parsed.get(key)
+                if hit is not None:
+                    yield _at(hit[0], hit[1], m.group(1), f"{path}:{line}")
+                else:
+                    yield self._device(m.group(1), m.group(2), line, key, buffer, m.end(), end,
+                                       lambda pos, line=line, start=start:
+                                       line + buffer.count("\n", start, pos) + 1)
+                line += buffer.count("\n", start, end)
+                k += 1
+                continue
+            # Line by line, from here to the end of a block whose last line no warning cut
+            # (the rest of a cut line is on the next line: it is joined back, as printed).
+            j = k + 1
+            while j < count and _ends_cut(buffer, start, starts[j]):
+                j += 1
+            if j > complete:
+                break  # the cut line may go on past what has been read: wait for more
+            end = starts[j]
+            yield from self._irregular(buffer[start:end], line)
+            line += buffer.count("\n", start, end)
+            k = j
+        cut = starts[k]
+        self.buffer = buffer[cut:]
+        self.line = line
+
+    def _count(self, line: int) -> None:
+        self.devices += 1
+        if self.devices > MAX_DEVICES:
+            raise InputError(f"more than {MAX_DEVICES} devices: more functions than a PCI"
+                             f" domain has", Location(self.path, line))
+
+    def _device(self, slot: str, rest: str, line: int, key: str, text: str, start: int, end: int,
+                line_at: Callable[[int], int]) -> Device:
+        """A device not seen before: parsed from its key's lines in text[start:end], and kept."""
+        facts = _FACTS_ROM_RE if text.find(_ROM_WORDS, start, end) >= 0 else _FACTS_RE
+        items = [(m.group(), m.start()) for m in facts.finditer(text, start, end)]
+        device = _parse_block(slot, rest, items, self.path, line, line_at)
+        if len(_parsed) >= CACHE_LIMIT:
+            _parsed.clear()
+        _parsed[key] = (device, tuple([getattr(device, name) for name in _FIELDS]))
+        return device
+
+    def _irregular(self, text: str, first: int) -> Iterator[Device]:
+        """The devices of ``text`` (whole blocks, or what precedes the first), read line by line:
+        prompts dropped, warnings cut out and the lines they cut rejoined, stray whitespace
+        removed, spaces turned back into tabs; then parsed as regular blocks.  What the lines
+        give is kept by the text, for the next copy of the same blocks."""
+        step = self.step
+        known = _rewritten.get((text, step))
+        if known is not None:
+            blocks, self.step = known
+            for block in blocks:
+                self._count(first + block[2])
+                yield self._regular(block, first)
+            return
+        blocks = []
+        for block in self._rewrite(text, first):
+            blocks.append(block)
+            yield self._regular(block, first)
+        if len(_rewritten) >= REWRITE_LIMIT:
+            _rewritten.clear()
+        _rewritten[(text, step)] = (tuple(blocks), self.step)
+
+    def _rewrite(self, text: str, first: int) -> Iterator[tuple]:
+        """The blocks of ``text`` rewritten as a regular block reads: (slot, rest of the device
+        line, its line number, the detail lines each after a "\\n", their line numbers); line
+        numbers relative to ``first``."""
+        block: tuple[str, str, int, list[str], list[int]] | None = None
+        for number, line in _logical_lines(text, first):
+            if not line.strip():
+                continue
+            m = HEADER_RE.match(line)
+            if m:
+                if block is not None:
+                    yield block[:3] + ("".join(block[3]), tuple(block[4]))
+                self._count(number)
+                block = (m.group("slot"), m.group("rest"), number - first, [], [])
+            elif line[0] in "\t ":
+                if block is None:
+                    raise InputError(
+                        "not lspci output: expected a device line such as"
+                        " '00:1f.2 SATA controller [0106]: ...'", Location(self.path, number))
+                depth = len(line) - len(line.lstrip("\t"))
+                if not depth:
+                    depth = self._depth(line, number, block[3])
+                block[3].append("\n" + "\t" * depth + line.strip())
+                block[4].append(number - first)
+            else:
+                raise InputError(_unindented(line), Location(self.path, number))
+        if block is not None:
+            yield block[:3] + ("".join(block[3]), tuple(block[4]))
+
+    def _regular(self, block: tuple, first: int) -> Device:
+        slot, rest, line, text, numbers = block
+        line += first
+        facts = _FACTS_ROM_RE if _ROM_WORDS in text else _FACTS_RE
+        key = rest + "".join(facts.findall(text))
+        hit = _parsed.get(key)
+        if hit is not None:
+            return _at(hit[0], hit[1], slot, f"{self.path}:{line}")
+        return self._device(slot, rest, line, key, text, 0, len(text),
+                            lambda pos: first + numbers[text.count("\n", 0, pos)])
+
+    def _depth(self, line: str, number: int, body: list) -> int:
+        """How deep a space-indented line is, by the dump's step (8 spaces for a tab after
+        `expand`, 4 or 2 from a forum), learnt from its first such line; an error naming the
+        indentation when the step cannot tell."""
+        spaces = len(line) - len(line.lstrip(" "))
+        where = Location(self.path, number)
+        if line[spaces] == "\t":
+            raise InputError(f"line indented with {spaces} spaces and then a tab: how deep it is"
+                             f" (which device or capability it belongs to) cannot be told", where)
+        if self.step is None:
+            if body:
+                raise InputError(f"line indented with {spaces} spaces among lines indented with"
+                                 f" tabs: how deep it is (which capability it belongs to) cannot"
+                                 f" be told; restore the tabs", where)
+            if spaces not in INDENT_STEPS:
+                raise InputError(f"line indented with {spaces} spaces: a device's first detail"
+                                 f" line is one level deep, and a tab turned into spaces is 8, 4"
+                                 f" or 2 of them, so the indentation cannot be read", where)
+            self.step = (spaces, number)
+        step, seen = self.step
+        depth = spaces // step
+        # Spaces left over: lspci prints them after the tabs of some lines three or more deep
+        # ("\t\t\t 10BitTagComp-"), which are never read; on the lines read they mean that
+        # this is not the step.
+        if spaces % step and depth < 3:
+            raise InputError(f"line indented with {spaces} spaces, not a multiple of the {step}"
+                             f" that stand for a tab in this dump (line {seen}): how deep it is"
+                             f" (which capability it belongs to) cannot be told", where)
+        return depth
+
+
+def _logical_lines(text: str, first: int) -> Iterator[tuple[int, str]]:
+    """The lines of ``text`` (numbered from ``first``) with prompts blanked, and a line cut by a
+    pcilib/lspci warning printed into its middle rejoined with its rest (on the next line)."""
     pending: tuple[int, str] | None = None
-    for number, raw in enumerate(text_lines, start=1):
-        line = raw.removesuffix("\r")
+    for number, line in enumerate(text.split("\n"), first):
+        if line and line[0] not in "\t " and is_prompt(line):
+            line = ""
         if pending is not None:
             number, line = pending[0], pending[1] + line
             pending = None
-        m = SPLICE_RE.search(line)
-        if m:
-            head = line[:m.start()]
-            if head.strip():
-                pending = (number, head)  # the rest of this line is on the next one
-            continue
+        if "lib: " in line or "pci: " in line:
+            m = SPLICE_RE.search(line)
+            if m:
+                head = line[:m.start()]
+                if head.strip():
+                    pending = (number, head)  # the rest of this line is on the next one
+                continue
         yield number, line
     if pending is not None:
         yield pending
 
 
-def _blocks(text_lines: Iterable[str], path: str) -> Iterator[_Block]:
-    block: _Block | None = None
-    count = 0
-    for number, line in _logical_lines(text_lines):
-        if not line.strip():
-            continue
-        m = HEADER_RE.match(line)
-        if m:
-            if block is not None:
-                yield block
-            count += 1
-            if count > MAX_DEVICES:
-                raise InputError(f"more than {MAX_DEVICES} devices: more functions than a PCI"
-                                 f" domain has", Location(path, number))
-            block = _Block(m.group("slot"), m.group("rest"), number)
-        elif line.startswith("\t"):
-            if block is None:
-                raise InputError(
-                    "not lspci output: expected a device line such as"
-                    " '00:1f.2 SATA controller [0106]: ...'", Location(path, number))
-            block.body.append((number, line))
-        else:
-            raise InputError(_unindented(line), Location(path, number))
-    if block is not None:
-        yield block
+def _ends_cut(buffer: str, start: int, end: int) -> bool:
+    """Whether the last line of buffer[start:end] (which ends in "\\n") holds a warning that may
+    have cut it, so that its rest is the next line."""
+    line_start = buffer.rfind("\n", start, end - 1) + 1 or start
+    return any(buffer.find(word, line_start, end) >= 0 for word in _SPLICE_WORDS)
 
 
 def _unindented(line: str) -> str:
-    """Why a line at the left margin is not a device line (lspci indents all else with tabs)."""
-    if line.startswith(" "):
-        return ("line indented with spaces: lspci indents with tabs, so this text was reformatted"
-                " (pasted through a web page or editor?) and which lines belong to a capability"
-                " cannot be told; run lspci again or restore the tabs")
+    """Why a line at the left margin is not a device line (lspci indents all else)."""
     first = line.split(" ", 1)[0]
     if _ADDRESS_LIKE_RE.match(first) and (problem := slot_problem(first)):
         return f"bad device line: {problem}"
     return (f"expected a device line such as '00:1f.2 SATA controller [0106]: ...' or a"
             f" tab-indented detail line, got {quote(line)}")
-
-
-def parse(text: str, path: str = "<stdin>") -> list[Device]:
-    """All devices in an lspci dump, in their order."""
-    return list(stream(lines(text), path))
-
-
-def stream(text_lines: Iterable[str], path: str = "<stdin>") -> Iterator[Device]:
-    """The devices of an lspci dump given line by line, each as soon as its block ends."""
-    found = False
-    for block in _blocks(text_lines, path):
-        found = True
-        yield _device(block, path)
-    if not found:
-        raise InputError("no devices in input (empty lspci output?)", Location(path, 1))
 
 
 def _number(text: str, base: int, digits: int, what: str, where: Location) -> int:
@@ -152,76 +396,84 @@ def _number(text: str, base: int, digits: int, what: str, where: Location) -> in
     return int(text, base)
 
 
-def _device(block: _Block, path: str) -> Device:
-    fields: dict = {"slot": block.slot, "origin": f"{path}:{block.line}"}
+def _parse_block(slot: str, rest: str, items: list[tuple[str, int]], path: str, line: int,
+                 line_at: Callable[[int], int]) -> Device:
+    """A Device from its device line (``rest``: after the slot) and its key's lines (``items``:
+    each with the "\\n" before it and where that is, which ``line_at`` turns into the number of
+    the line that follows)."""
+    fields: dict = {"slot": slot, "origin": f"{path}:{line}"}
     notes: list[str] = []
-    _parse_header(block.rest, fields, notes, Location(path, block.line))
+    _parse_header(rest, fields, notes, Location(path, line))
     bars: list[Bar] = []
     next_index = 0  # for lspci -v, which prints BARs without their numbers
     msix_head: tuple[re.Match, Location] | None = None
-    in_msix = False  # the last capability line was MSI-X: its table lines follow, two tabs deep
     table = pba = None
     seen: dict[str, int] = {}  # facts lspci prints once per device -> line
 
     def once(fact: str, number: int) -> None:
         if fact in seen:
-            raise InputError(f"{fact} printed twice for device {block.slot} (first at line"
+            raise InputError(f"{fact} printed twice for device {slot} (first at line"
                              f" {seen[fact]}): two dumps run together?", Location(path, number))
         seen[fact] = number
 
-    for number, line in block.body:
+    for item, pos in items:
+        under = item.find("\n", 2)  # the MSI-X capability: its table lines follow, two tabs deep
+        text = (item[2:under] if under > 0 else item[2:]).strip()
+        number = line_at(pos)
         where = Location(path, number)
-        depth = len(line) - len(line.lstrip("\t"))
-        text = line.strip()
-        if depth == 1:
-            in_msix = False
-            if text.startswith(_VERBOSE_LINES) and "class_code" in fields:
-                fields.setdefault("prog_if", 0)
-            if text.startswith(("Region ", "Memory at", "I/O ports at", "[virtual] Memory at",
-                                "[virtual] I/O ports at")):
-                bar = _parse_bar(text, next_index, where)
-                if not text.startswith("Region ") and INFERRED_INDEX_NOTE not in notes:
-                    notes.append(INFERRED_INDEX_NOTE)
-                once(f"BAR{bar.index}", number)
-                next_index = bar.index + (2 if bar.is_64bit else 1)
-                bars.append(bar)
-            elif "Expansion ROM at" in text:
-                once("Expansion ROM", number)
-                size = re.search(r"\[size=([^\]]+)\]", text)
-                fields["rom_size"] = _size(size.group(1), where) if size else 0
-                if (problem := rom_size_problem(fields["rom_size"])):
+        if text.startswith(_VERBOSE_LINES) and "class_code" in fields:
+            fields.setdefault("prog_if", 0)
+        if text.startswith(("Region ", "Memory at", "I/O ports at", "[virtual] Memory at",
+                            "[virtual] I/O ports at")):
+            bar = _parse_bar(text, next_index, where)
+            if not text.startswith("Region ") and INFERRED_INDEX_NOTE not in notes:
+                notes.append(INFERRED_INDEX_NOTE)
+            once(f"BAR{bar.index}", number)
+            next_index = bar.index + (2 if bar.is_64bit else 1)
+            bars.append(bar)
+        elif "Expansion ROM at" in text:
+            once("Expansion ROM", number)
+            size = re.search(r"\[size=([^\]]+)\]", text)
+            fields["rom_size"] = _size(size.group(1), where) if size else 0
+            if (problem := rom_size_problem(fields["rom_size"])):
+                raise InputError(problem, where)
+        elif text.startswith("Subsystem:"):
+            once("Subsystem", number)
+            _parse_subsystem(text[len("Subsystem:"):].strip(), fields)
+        elif text.startswith("Kernel driver in use:"):
+            once("Kernel driver in use", number)
+            fields["driver"] = text.split(":", 1)[1].strip()
+            if (problem := driver_problem(fields["driver"])):
+                raise InputError(problem, where)
+        elif text.startswith("Kernel modules:"):
+            once("Kernel modules", number)
+            fields["modules"] = tuple(
+                m.strip() for m in text.split(":", 1)[1].split(",") if m.strip())
+            for module in fields["modules"]:
+                if (problem := module_problem(module)):
                     raise InputError(problem, where)
-            elif text.startswith("Subsystem:"):
-                once("Subsystem", number)
-                _parse_subsystem(text[len("Subsystem:"):].strip(), fields)
-            elif text.startswith("Kernel driver in use:"):
-                once("Kernel driver in use", number)
-                fields["driver"] = text.split(":", 1)[1].strip()
-                if (problem := driver_problem(fields["driver"])):
-                    raise InputError(problem, where)
-            elif text.startswith("Kernel modules:"):
-                once("Kernel modules", number)
-                fields["modules"] = tuple(
-                    m.strip() for m in text.split(":", 1)[1].split(",") if m.strip())
-                for module in fields["modules"]:
-                    if (problem := module_problem(module)):
-                        raise InputError(problem, where)
-            elif text == "Capabilities: <access denied>":
-                fields["msix_unknown"] = True
-                if ACCESS_DENIED_NOTE not in notes:
-                    notes.append(ACCESS_DENIED_NOTE)
-            elif (m := _MSIX_RE.match(text)):
-                once("MSI-X capability", number)
-                msix_head, in_msix = (m, where), True
-        elif depth == 2 and in_msix and (m := _TABLE_RE.match(text)):
-            once(f"MSI-X {m.group('what')}", number)
-            value = (_number(m.group("bar"), 10, _SMALL_DIGITS, "BAR number", where),
-                     _number(m.group("off"), 16, _OFFSET_DIGITS,
-                             f"MSI-X {m.group('what')} offset (32 bits)", where), where)
-            if m.group("what") == "PBA":
-                pba = value
-            else:
-                table = value
+        elif text == "Capabilities: <access denied>":
+            fields["msix_unknown"] = True
+            if ACCESS_DENIED_NOTE not in notes:
+                notes.append(ACCESS_DENIED_NOTE)
+        elif (m := _MSIX_RE.match(text)):
+            once("MSI-X capability", number)
+            msix_head = (m, where)
+            while under > 0:
+                after = item.find("\n", under + 1)
+                detail = item[under + 1:after if after > 0 else len(item)]
+                if detail[2:3] not in ("\t", "") and (t := _TABLE_RE.match(detail.strip())):
+                    number = line_at(pos + under)
+                    where = Location(path, number)
+                    once(f"MSI-X {t.group('what')}", number)
+                    value = (_number(t.group("bar"), 10, _SMALL_DIGITS, "BAR number", where),
+                             _number(t.group("off"), 16, _OFFSET_DIGITS,
+                                     f"MSI-X {t.group('what')} offset (32 bits)", where), where)
+                    if t.group("what") == "PBA":
+                        pba = value
+                    else:
+                        table = value
+                under = after
     if msix_head is not None:
         if table is None or pba is None:
             fields["msix_unknown"] = True
@@ -238,7 +490,7 @@ def _device(block: _Block, path: str) -> Device:
     try:
         return Device(bars=tuple(bars), notes=tuple(notes), **fields)
     except ValueError as exc:
-        raise InputError(f"device {block.slot}: {exc}", Location(path, block.line)) from None
+        raise InputError(f"device {slot}: {exc}", Location(path, line)) from None
 
 
 def _parse_header(rest: str, fields: dict, notes: list[str], where: Location) -> None:
