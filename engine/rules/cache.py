@@ -15,13 +15,18 @@ Layout of one cache file::
     MAGIC
     <len(material)> <len(index)>\\n
     material     every input's bytes (version, grammar, each rule file's path and text)
-    index        JSON: [[path, name, matches, includes, offset, length, crc32], ...]
-    payloads     one JSON document per rule file: its AST, decoded when first needed
+    index        plain JSON, no nodes: [[path, name, includes, keys, matches offset, length,
+                 crc32, AST offset, length, crc32], ...]
+    payloads     two JSON documents per rule file: its match lines and its AST, each decoded
+                 when first needed
 
 A hit needs ``material`` equal to what this run read, byte for byte, so a
 changed rule file or grammar can never be served stale.  Each payload's CRC
 is checked when the file is read, so a damaged entry is a miss up front
-rather than a failure later, when the rule set is first used.
+rather than a failure later, when the rule set is first used.  ``keys`` is the
+library's summary of a file's match lines (library.match_keys): a warm run
+reads the index alone, and decodes the match lines of only the rule sets that
+may claim the device (decoding all of them was most of a warm `which`'s work).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 from .. import files
 from . import ast
 
-MAGIC = b"barsafe rule cache 3\n"
+MAGIC = b"barsafe rule cache 4\n"
 _NODES: dict[str, type] = {}
 
 
@@ -91,12 +96,21 @@ def key_of(material: bytes) -> str:
 
 
 class Row:
-    """One rule file in the cache: what matching needs now, and its AST for later."""
+    """One rule file in the cache: its name, includes and match keys now; its match lines and
+    AST (``payload``) as cache bytes, decoded when needed."""
 
-    __slots__ = ("path", "name", "matches", "includes", "payload")
+    __slots__ = ("path", "name", "includes", "keys", "payload", "_matches", "_match_payload")
 
-    def __init__(self, path: str, name: str, matches: tuple, includes: tuple[str, ...], payload: bytes):
-        self.path, self.name, self.matches, self.includes, self.payload = path, name, matches, includes, payload
+    def __init__(self, path: str, name: str, matches: tuple | None, includes: tuple[str, ...], payload: bytes,
+                 keys=None, match_payload: bytes | None = None):
+        self.path, self.name, self.includes, self.payload, self.keys = path, name, includes, payload, keys
+        self._matches, self._match_payload = matches, match_payload
+
+    @property
+    def matches(self) -> tuple:
+        if self._matches is None:
+            self._matches = loads(self._match_payload)
+        return self._matches
 
 
 def get(directory: Path | None, material: bytes) -> list[Row] | None:
@@ -110,7 +124,7 @@ def get(directory: Path | None, material: bytes) -> list[Row] | None:
     try:
         data = files.read_private(dfd, f"rules-{key_of(material)}.json")
         return _parse(data, material)
-    except (OSError, ValueError, RecursionError):
+    except (OSError, ValueError, TypeError, RecursionError):
         return None
     finally:
         os.close(dfd)
@@ -124,29 +138,40 @@ def _parse(data: bytes, material: bytes) -> list[Row] | None:
     start = head_end + 1
     if data[start:start + m_len] != material:
         return None
-    index = loads(data[start + m_len:start + m_len + i_len])
+    index = json.loads(data[start + m_len:start + m_len + i_len])
     base = start + m_len + i_len
     rows = []
-    for path, name, matches, includes, offset, length, crc in index:
-        payload = data[base + offset:base + offset + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
+    for path, name, includes, keys, *places in index:  # a wrong shape raises ValueError or TypeError
+        if not (isinstance(path, str) and isinstance(name, str) and isinstance(includes, list)
+                and all(isinstance(i, str) for i in includes) and len(places) == 6
+                and all(type(n) is int for n in places)):
             return None
-        rows.append(Row(path, name, matches, includes, payload))
+        payloads = []
+        for offset, length, crc in (places[:3], places[3:]):
+            payload = data[base + offset:base + offset + length]
+            if offset < 0 or len(payload) != length or zlib.crc32(payload) != crc:
+                return None
+            payloads.append(payload)
+        rows.append(Row(path, name, None, tuple(includes), payloads[1], keys, payloads[0]))
     return rows
 
 
-def put(directory: Path | None, material: bytes, rows: list[tuple[str, str, tuple, tuple, object]]) -> None:
-    """Store (path, name, matches, includes, AST) rows; silently nothing if it cannot be done safely."""
+def put(directory: Path | None, material: bytes, rows: list[tuple]) -> None:
+    """Store (path, name, matches, includes, AST[, keys]) rows (keys: plain JSON data, or
+    None); silently nothing if it cannot be done safely."""
     if directory is None:
         return
     try:
         index, payloads, offset = [], [], 0
-        for path, name, matches, includes, tree in rows:
-            payload = dumps(tree)
-            index.append((path, name, matches, tuple(includes), offset, len(payload), zlib.crc32(payload)))
-            payloads.append(payload)
-            offset += len(payload)
-        index_bytes = dumps(tuple(index))
+        for path, name, matches, includes, tree, *keys in rows:
+            places = []
+            for part in (matches, tree):
+                payload = dumps(part)
+                places += [offset, len(payload), zlib.crc32(payload)]
+                payloads.append(payload)
+                offset += len(payload)
+            index.append([path, name, list(includes), keys[0] if keys else None, *places])
+        index_bytes = json.dumps(index, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         return  # an AST too deep or odd to store: answer without a cache
     blob = b"".join([MAGIC, f"{len(material)} {len(index_bytes)}\n".encode(), material, index_bytes, *payloads])

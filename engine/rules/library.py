@@ -34,9 +34,14 @@ class Ruleset:
     loaded and compiled the first time the rule set is evaluated.
     """
 
-    def __init__(self, library: "Library", path: str, name: str, matches: tuple):
-        self.library, self.path, self.name, self.matches = library, path, name, matches
+    def __init__(self, library: "Library", path: str, name: str):
+        self.library, self.path, self.name = library, path, name
         self._parts: tuple[CompiledFile, ...] | None = None
+
+    @property
+    def matches(self) -> tuple:
+        """Its `match` lines (from a warm cache, decoded when first read)."""
+        return self.library.entries[self.path].matches
 
     @property
     def file(self) -> ast.RuleFile:
@@ -68,6 +73,9 @@ class Ruleset:
 
     def match(self, device: Device) -> tuple[int, str] | None:
         """(rank, why) if this rule set claims the device: IDs rank before class, class before driver."""
+        keys = self.library.entries[self.path].keys
+        if keys is not None and not may_match(keys, device):
+            return None
         best: tuple[int, str] | None = None
         for m in self.matches:
             hit = _match_one(m, device)
@@ -104,6 +112,55 @@ def _match_one(m, device: Device) -> tuple[int, str] | None:
 HOST_STUB_DRIVERS = frozenset({"vfio-pci", "pci-stub", "pciback", "xen-pciback"})
 
 
+def match_keys(matches) -> list | None:
+    """What a device needs for any of ``matches`` to claim it, as plain data the rule cache
+    keeps: [vendors (None: any), classes ([value, mask, with_prog_if]), drivers, modules];
+    None (always look) for a kind of match line this does not know.  A warm run then decodes
+    the match lines of only the few rule sets that may claim the device (``may_match``),
+    and ``_match_one`` decides as it always did."""
+    vendors, classes, drivers, modules = set(), [], set(), set()
+    for m in matches:
+        kind = type(m)
+        if kind is ast.MatchId:
+            vendors.add(m.vendor)
+        elif kind is ast.MatchClass:
+            classes.append([m.value, m.mask, m.with_prog_if])
+        elif kind is ast.MatchDriver:
+            drivers.add(m.name)
+        elif kind is ast.MatchModule:
+            modules.add(_module_name(m.name))
+        else:
+            return None
+    return [sorted(vendors, key=lambda v: -1 if v is None else v), classes, sorted(drivers), sorted(modules)]
+
+
+def may_match(keys: list, device: Device) -> bool:
+    """False only if no match line summed up in ``keys`` (match_keys) can claim ``device``."""
+    vendors, classes, drivers, modules = keys
+    if device.vendor is not None and (device.vendor in vendors or None in vendors):
+        return True
+    for value, mask, with_prog_if in classes:
+        if class_match(value, mask, with_prog_if, device) is not None:
+            return True
+    if device.driver is not None and device.driver in drivers:
+        return True
+    if modules:
+        if any(_module_name(name) in modules for name in device.modules):
+            return True
+        if device.driver and device.driver not in HOST_STUB_DRIVERS and _module_name(device.driver) in modules:
+            return True
+    return False
+
+
+def _keys_ok(keys) -> bool:
+    """Keys as match_keys writes them (a cache file is plain data: anything else means 'look')."""
+    return (isinstance(keys, list) and len(keys) == 4 and all(isinstance(k, list) for k in keys)
+            and all(v is None or type(v) is int for v in keys[0])
+            and all(isinstance(c, list) and len(c) == 3 and type(c[0]) is int
+                    and (c[1] is None or type(c[1]) is int) and type(c[2]) is bool for c in keys[1])
+            and all(isinstance(n, str) for n in keys[2]) and all(isinstance(n, str) for n in keys[3]))
+
+
 def _module_name(name: str) -> str:
     """modprobe treats '-' and '_' in module names as the same character."""
     return name.replace("-", "_")
@@ -112,14 +169,22 @@ def _module_name(name: str) -> str:
 class _Entry:
     """What the library knows of one file before it is needed in full."""
 
-    __slots__ = ("name", "matches", "includes", "payload", "file")
+    __slots__ = ("name", "_matches", "includes", "payload", "file", "keys", "_row")
 
-    def __init__(self, name: str, matches: tuple, includes: tuple[str, ...], payload: bytes | None = None,
-                 file: ast.RuleFile | None = None):
-        self.name, self.matches = name, matches
+    def __init__(self, name: str, matches: tuple | None, includes: tuple[str, ...], payload: bytes | None = None,
+                 file: ast.RuleFile | None = None, keys: list | None = None, row: cache.Row | None = None):
+        self.name = name
+        self._matches, self._row = matches, row  # match lines, or the cache row to decode them from
         self.includes = includes  # the included files' paths, as keys of the library
         self.payload = payload  # the AST as cache bytes, decoded when first needed
         self.file = file
+        self.keys = keys  # match_keys(matches); None: look at every match line
+
+    @property
+    def matches(self) -> tuple:
+        if self._matches is None:
+            self._matches = tuple(self._row.matches)
+        return self._matches
 
     def __repr__(self) -> str:
         return f"_Entry({self.name!r}, {self.matches!r}, {self.includes!r})"
@@ -132,7 +197,7 @@ class Library:
         self._compiled: dict[str, CompiledFile] = {}
         self._matching: dict[tuple, tuple[tuple[Ruleset, str], ...]] = {}
         self._closures: dict[str, tuple[str, ...]] = {}
-        self.rulesets = {e.name: Ruleset(self, path, e.name, e.matches) for path, e in entries.items()}
+        self.rulesets = {e.name: Ruleset(self, path, e.name) for path, e in entries.items()}
 
     def file(self, path: str) -> ast.RuleFile:
         entry = self.entries[path]
@@ -205,7 +270,12 @@ def rule_files(paths: list[Path]) -> list[Path]:
     errors: list[RuleError] = []
     for p in paths:
         if p.is_dir():
-            root, found = p.resolve(), sorted(p.rglob("*.rules"))
+            root, found = p.resolve(), []
+            for f, plain in sorted(_rules_under(p)):
+                if plain:  # no symlink on the way from p: inside the root, and a file
+                    out.append(f)
+                else:
+                    found.append(f)
         elif p.is_file():
             root, found = p.parent.resolve(), [p]
         else:
@@ -222,13 +292,40 @@ def rule_files(paths: list[Path]) -> list[Path]:
     return sorted(set(out))
 
 
+def _rules_under(top: Path) -> list[tuple[Path, bool]]:
+    """What ``top.rglob("*.rules")`` finds, each with whether it is a regular file reached
+    without a symlink (directory entries' own types: no stat, no resolve, which cost a warm
+    `which` more than the rest of loading the library).  Like rglob it does not descend into
+    symlinked directories and skips a directory it may not read."""
+    found: list[tuple[Path, bool]] = []
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except PermissionError:
+            continue
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            link = entry.is_symlink()
+            if is_dir and not link:
+                stack.append(folder / entry.name)
+            if entry.name.endswith(".rules"):
+                found.append((folder / entry.name, not link and entry.is_file(follow_symlinks=False)))
+    return found
+
+
 def _layered(paths: list[Path]) -> list[Path]:
     """The rule files of several roots, a later root's file replacing an earlier root's of the
     same name: `which --rules mine/` over the shipped rules lets an author try a new mpt3sas.rules."""
     by_stem: dict[str, tuple[int, list[Path]]] = {}
     for n, root in enumerate(paths):
         for f in rule_files([root]):
-            stem = stem_of(str(f))
+            stem = f.name.removesuffix(".rules")  # stem_of, without another Path
             if stem in by_stem and by_stem[stem][0] == n:
                 by_stem[stem][1].append(f)  # same name twice in one root: check reports it
             else:
@@ -264,7 +361,7 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     resolved = {str(Path(p).resolve()): p for p in parsed}
     entries = {path: _Entry(f.name or stem_of(path), tuple(f.matches),
                             tuple(resolved[str(_resolve_include(path, inc))] for inc in f.includes),
-                            file=f)
+                            file=f, keys=match_keys(f.matches))
                for path, f in parsed.items()}
     if use_cache:
         _cache_put(material, entries)
@@ -349,9 +446,10 @@ def _cache_get(material: bytes) -> dict[str, _Entry] | None:
     rows = cache.get(cache_dir(), material)
     if rows is None:
         return None
-    return {r.path: _Entry(r.name, r.matches, r.includes, r.payload) for r in rows}
+    return {r.path: _Entry(r.name, None, r.includes, r.payload, row=r, keys=r.keys if _keys_ok(r.keys) else None)
+            for r in rows}
 
 
 def _cache_put(material: bytes, entries: dict[str, _Entry]) -> None:
     cache.put(cache_dir(), material,
-              [(path, e.name, e.matches, e.includes, e.file) for path, e in entries.items()])
+              [(path, e.name, e.matches, e.includes, e.file, e.keys) for path, e in entries.items()])
