@@ -125,8 +125,18 @@ def input_specs(args: argparse.Namespace) -> list[str]:
 def read_input(args: argparse.Namespace) -> list[Device]:
     specs = input_specs(args)
     if args.sysfs:
-        return load_sysfs()
-    return [d for _, read in _audit_inputs(specs) for d in read()]
+        return with_names(load_sysfs())
+    return with_names([d for _, read in _audit_inputs(specs) for d in read()])
+
+
+def with_names(devices: list[Device]) -> list[Device]:
+    """The names an input lacked (sysfs, lspci -n) from the system's pci.ids, or the file
+    $BARSAFE_PCI_IDS names ('' for none); read only when some device lacks them."""
+    from .names import lacks_names
+    if not any(lacks_names(d) for d in devices):
+        return devices
+    from .sources import pciids
+    return pciids.name_devices(devices, os.environ.get("BARSAFE_PCI_IDS"))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -311,7 +321,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .report import text
     from .rules import library
     from .score import judge
-    device = one_msix_device(select(load(args.device), args.slot), args.slot)
+    device = one_msix_device(select(with_names(load(args.device)), args.slot), args.slot)
     platform = platform_of(args)
     rules_path = Path(args.rules)
     if rules_path.is_file():
@@ -565,6 +575,41 @@ def add_export_command(sub) -> None:
     table.add_argument("--format", choices=("c", "json"), default="c",
                        help="a C initializer for hw/vfio (default) or JSON with the evidence")
     table.set_defaults(func=cmd_export)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Which MSI-X devices a reviewed, a mined or only the generic rule set judges, per driver
+    and per ID (engine/coverage.py); inputs are streamed as audit's are."""
+    from .coverage import Coverage
+    from .report import coverage as report
+    from .rules import library
+    cov = Coverage(library.load(answer_rule_paths(args)))
+    for name, _ in _audit_inputs(args.inputs):
+        try:  # an input that fails half-way counts for nothing, as in audit
+            devices = [d for d in stream(name) if d.msix is not None or d.msix_unknown]
+        except BarsafeError as exc:
+            cov.fail(name)
+            print(f"barsafe: error: {message(exc)}", file=sys.stderr)
+            continue
+        cov.read(name, devices)
+    vendors = cov.names_needed()
+    names = None
+    if vendors is not None:
+        from .sources import pciids
+        names = pciids.lookup(vendors, os.environ.get("BARSAFE_PCI_IDS"))
+    result = cov.result(names)
+    sys.stdout.write(report.json_text(result) if args.json else report.text(result))
+    return EXIT_INPUT if cov.failed_inputs else EXIT_OK
+
+
+def add_coverage_command(sub) -> None:
+    cov = sub.add_parser("coverage", help="which MSI-X devices a reviewed, a mined or only the generic"
+                                          " rule set judges, per driver and per ID")
+    cov.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="lspci dumps, YAML records, sysfs trees, or directories of them; '-' for stdin")
+    add_rules_options(cov)
+    cov.add_argument("--json", action="store_true", help="JSON output")
+    cov.set_defaults(func=cmd_coverage)
 
 
 def add_audit_command(sub) -> None:
@@ -848,6 +893,7 @@ COMMANDS = {
     "simulate": add_simulate_command,
     "export": add_export_command,
     "audit": add_audit_command,
+    "coverage": add_coverage_command,
     "which": add_which_command,
     "check": add_check_command,
     "fmt": add_fmt_command,

@@ -53,6 +53,7 @@ VERSIONS = {
     "export": (1, "42dcbc64562acf1d"),
     "verify": (1, "39ede079af78e030"),
     "mine": (1, "d03c7ec41af99233"),
+    "coverage": (1, "486def09008412bc"),
 }
 _ANNOTATIONS = {"title", "description", "$comment", "examples", "$id"}
 _NAME_MAPS = {"properties", "$defs", "patternProperties", "dependentSchemas"}
@@ -387,6 +388,41 @@ def test_mine_json(mine_tree):
     assert_valid("mine", result, "mine over tests/data/mine")
 
 
+# --- coverage ---------------------------------------------------------------------------------
+
+def test_coverage_json_over_records_and_dumps(edge_files):
+    doc = run_json(["coverage", *map(str, inputs(edge_files)), "--json"], ok=(0,))
+    assert doc["devices"] and doc["drivers"] and doc["ids"]
+    assert_valid("coverage", doc, "coverage over the records, dumps and edge cases")
+
+
+def test_coverage_json_with_mined_sets_and_pci_ids_names(tmp_path, monkeypatch):
+    """sysfs input (no names: pci.ids gives them, or says why not) and a mined rule set."""
+    from engine.mine.emit import render
+    from engine.mine.facts import Driver, PciId, Place
+    from test_sysfs_roundtrip import SAS3008, write_sysfs
+    write_sysfs(tmp_path / "sys", SAS3008)
+    mined = tmp_path / "mined"
+    mined.mkdir()
+    driver = Driver(name="sasx", module="sasx", variable="sasx_driver", place=Place("drivers/x/x.c", 9, None),
+                    probe=Place("drivers/x/x.c", 5, "sasx_probe"), id_table="sasx_ids",
+                    ids=[PciId(0x1000, 0x0097, line=3)])
+    (mined / "sasx-mined.rules").write_text(render(driver, "6.12.117"))
+    argv = ["coverage", str(tmp_path / "sys" / "devices"), "--only-rules", "--rules", str(mined), "--json"]
+    doc = run_json(argv, ok=(0,))
+    assert (doc["devices"], doc["mined"], doc["ids"][0]["rulesets"]) == (1, 1, ["sasx-mined"])
+    assert_valid("coverage", doc, "coverage of a sysfs device with a mined rule set")
+    monkeypatch.setenv("BARSAFE_PCI_IDS", "")
+    doc = run_json(argv, ok=(0,))
+    assert doc["names_unavailable"] and doc["names_from"] is None and doc["ids"][0]["name"] is None
+    assert_valid("coverage", doc, "coverage without pci.ids")
+    for change in (_set("ids/0/matched_by", []), _set("names_from", "pci.ids"), _set("mined", -1),
+                   _set("ids/0/vendor", "1000"), _set("drivers/0/ids", [])):
+        wrong = copy.deepcopy(doc)
+        change(wrong)
+        assert problems("coverage", wrong)
+
+
 # --- generated devices: every strategy's arithmetic, straight from engine/report/jsonout ----
 
 @pytest.fixture(scope="module")
@@ -518,7 +554,7 @@ def json_outputs(parser, path=()) -> set[str]:
 
 def test_every_json_output_has_a_schema():
     """A new --json output needs a schema here (docs/json-schemas.md, "Adding an output")."""
-    covered = {"show", "simulate", "which", "audit", "export qemu-table", "verify", "mine"}
+    covered = {"show", "simulate", "which", "audit", "export qemu-table", "verify", "mine", "coverage"}
     found = json_outputs(build_parser()) - NOT_ANSWERS
     assert found - covered == set(), f"JSON outputs without a schema: {sorted(found - covered)}"
     assert covered - found == set(), f"schemas for outputs that no longer exist: {sorted(covered - found)}"

@@ -13,7 +13,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 STAGES = [
     {"engine", "engine.errors", "engine.units", "engine.memo", "engine.paths", "engine.files",
      "engine.schemas"},
-    {"engine.model"},
+    {"engine.model", "engine.names"},
     {"engine.sources"},
     {"engine.relocate", "engine.strategies"},
     {"engine.rules"},

@@ -21,6 +21,7 @@ OUTPUTS = {
     "export": "export qemu-table --format json",
     "verify": "verify --json",
     "mine": "mine --json",
+    "coverage": "coverage --json",
 }
 NAMES = tuple(OUTPUTS)
 _VERSION = re.compile(r"/([a-z-]+)-([0-9]+)\.json$")
