@@ -43,7 +43,10 @@ def observation(c: dict) -> dict | None:
                 "evidence": f"guest driver {c['driver']} bound; {c['msix_vectors']} MSI-X vectors,"
                             f" {c['msix_interrupts']} interrupts"}
     if c["observed"] == "fails":
-        msgs = "; ".join(m.split("] ", 1)[-1] for m in c["guest_messages"][-3:]) or (
+        said = [m for m in c["guest_messages"] if m.startswith(("pending: ", "stopped: "))]  # verify's words
+        dmesg = [m.split("] ", 1)[-1] for m in c["guest_messages"]
+                 if not m.startswith(("pending: ", "stopped: ", "ended: "))]
+        msgs = "; ".join(said + dmesg[-1:]) or (
             "loading the driver never returned: the guest was stopped at verify's timeout"
             f" after {c['seconds']:.0f} s")
         return {"strategy": target, "outcome": "fails",

@@ -1,6 +1,8 @@
 """Runs inside the lab's outer VM (L1), which plays the host: bind each lab device to vfio-pci
 and run `barsafe verify` on it.  Reads OUT/plan.json, writes OUT/<name>.json (verify's JSON),
-OUT/<name>.txt (verify's text, when asked), OUT/<name>.l1-lspci and OUT/l1.json (timings)."""
+OUT/<name>.txt (verify's text, when asked), OUT/<name>.l1-lspci, OUT/<name>.l1-sysfs/ (the
+device's config and resource files as L1's kernel shows them) and OUT/l1.json (timings).
+verify runs this checkout's engine (PYTHONPATH), whatever barsafe the venv has installed."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 PCI = Path("/sys/bus/pci/devices")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write(path: Path, text: str) -> None:
@@ -89,6 +92,10 @@ def one_device(item: dict, plan: dict, out: Path, log: dict) -> None:
         entry["resource_after_unassign"] = unassign_bars(slot, item["unassign"])
     lspci = subprocess.run(["lspci", "-vvvnn", "-k", "-s", slot], capture_output=True, text=True)
     write(out / f"{name}.l1-lspci", lspci.stdout)
+    keep = out / f"{name}.l1-sysfs"
+    keep.mkdir(exist_ok=True)
+    for f in ("config", "resource"):  # what barsafe verify's sysfs reader gets
+        (keep / f).write_bytes((PCI / slot / f).read_bytes())
     entry["bound"] = bind_vfio(slot)
     write(out / f"{name}.l1-lspci-vfio",
           subprocess.run(["lspci", "-vvvnn", "-k", "-s", slot], capture_output=True, text=True).stdout)
@@ -100,7 +107,7 @@ def one_device(item: dict, plan: dict, out: Path, log: dict) -> None:
         argv.append("--json")
     entry["command"] = "barsafe " + " ".join(argv[1:])
     start = time.monotonic()
-    env = dict(os.environ, BARSAFE_CACHE_DIR="/tmp/barsafe-cache")
+    env = dict(os.environ, BARSAFE_CACHE_DIR="/tmp/barsafe-cache", PYTHONPATH=str(REPO))
     budget = len(item["targets"]) * (plan["timeout"] + 60) + 300
     res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=budget)
     entry["seconds"] = round(time.monotonic() - start, 1)

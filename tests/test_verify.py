@@ -103,6 +103,8 @@ def test_init_script_is_package_data_and_valid_shell():
     script = initramfs.init_script()
     assert script.startswith(b"#!/bin/busybox sh")
     assert b"@@barsafe begin" in script and b"poweroff -f" in script
+    assert b'echo "@@barsafe tick"; sleep 2' in script  # the heartbeat vm.run's stall rule relies on
+    assert b'echo "@@barsafe loading $m" >&3' in script and b'echo "@@barsafe loaded $m" >&3' in script
     sh = shutil.which("sh")
     if sh:
         subprocess.run([sh, "-n"], input=script, check=True, timeout=10)
@@ -202,6 +204,41 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     assert res.returncode is None
     child = int((tmp_path / "child").read_text())
     assert not alive(child)
+
+
+def fake_guest(tmp_path: Path, script: str) -> list[str]:
+    """A stand-in for QEMU: a shell writing a guest console, with a child of its own."""
+    return ["/bin/sh", "-c", f"console={tmp_path}/console; sleep 120 & echo $! > {tmp_path}/child; {script}"]
+
+
+def test_a_guest_whose_heartbeat_stops_is_ended_early_and_says_where(tmp_path):
+    argv = fake_guest(tmp_path, "printf '@@barsafe begin\\n@@barsafe tick\\n@@barsafe loading"
+                                " /lib/modules/6.1.0-57-amd64/kernel/drivers/scsi/megaraid/megaraid_sas.ko\\n'"
+                                " > $console; sleep 120")
+    res = vm.run(argv, tmp_path / "console", tmp_path, timeout=100, stall=2)
+    assert res.returncode is None and res.stalled is not None and 2 <= res.stalled < 10
+    assert res.seconds < 30
+    assert not alive(int((tmp_path / "child").read_text()))
+    rep = guest.parse(res.console, "0000:00:10.0")
+    assert rep.booted and rep.loading == "megaraid_sas.ko" and rep.driver is None
+    msg = guest.stall_message(rep, res.stalled)
+    assert msg.startswith("stopped: the guest printed nothing for ")
+    assert msg.endswith("while insmod megaraid_sas.ko was running: the driver's probe did not return")
+
+
+def test_the_stall_rule_waits_for_the_init_and_for_a_silent_heartbeat(tmp_path):
+    # silent before its init began (a slow boot): only the timeout ends it
+    res = vm.run(fake_guest(tmp_path, "sleep 120"), tmp_path / "console", tmp_path, timeout=4, stall=1)
+    assert res.returncode is None and res.stalled is None and res.seconds >= 4
+    # a guest that ticks is left alone; a module that was loaded is not "loading"
+    (tmp_path / "console").unlink(missing_ok=True)
+    ticks = ("printf '@@barsafe begin\\n@@barsafe loading /m/nvme.ko\\n@@barsafe loaded /m/nvme.ko\\n'"
+             " > $console; for i in 1 2 3 4 5 6; do echo '@@barsafe tick' >> $console; sleep 0.5; done;"
+             " echo '@@barsafe section lspci' >> $console; exit 0")
+    res = vm.run(fake_guest(tmp_path, ticks), tmp_path / "console", tmp_path, timeout=60, stall=2)
+    assert res.returncode == 0 and res.stalled is None
+    assert guest.activity(res.console) == (None, "lspci")
+    assert guest.sections(res.console)[2] == {"lspci": ""}  # marker lines are not report text
 
 
 def alive(pid: int, within: float = 10.0) -> bool:
@@ -307,16 +344,33 @@ def test_refusal_message_read_from_qemu():
 
 
 def test_a_probe_that_never_returns_is_reported():
-    console = ("@@barsafe begin\n@@barsafe section insmod\nok /lib/modules/x/scsi_mod.ko\n"
-               "pending: module loading had not returned after 60s (a driver probe was still running)\n"
+    console = ("@@barsafe begin\n@@barsafe loading /lib/modules/x/megaraid_sas.ko\n@@barsafe section insmod\n"
+               "ok /lib/modules/x/scsi_mod.ko\n"
+               "pending: insmod megaraid_sas.ko had not returned after 60s: its probe was still running\n"
                "@@barsafe section driver\n@@barsafe section dmesg\n"
                "[ 9.1] megaraid_sas 0000:00:10.0: BAR:0x0  BAR's base_addr(phys):0x00000000febff000\n"
+               "[ 9.2] megaraid_sas 0000:00:10.0: Waiting for FW to come to ready state\n"
                "@@barsafe end\n")
     rep = guest.parse(console, "0000:00:10.0")
-    assert rep.finished and rep.driver is None
-    assert rep.driver_messages[-1].startswith("pending: module loading had not returned")
+    assert rep.finished and rep.driver is None and rep.loading == "megaraid_sas.ko"
+    assert rep.driver_messages[-1].startswith("pending: insmod megaraid_sas.ko had not returned after 60s")
     assert "BAR:0x0" in rep.driver_messages[0]
     assert compare.observed_outcome(rep.booted, rep.driver is not None, False) == "fails"
+    from lab.cases import observation
+    obs = observation({"target": "bar0", "accepted": True, "observed": "fails", "seconds": 97.0,
+                       "guest_messages": rep.driver_messages + ["ended: the report was complete ..."]})
+    assert obs == {"strategy": "bar0", "outcome": "fails", "evidence": (
+        "QEMU accepted; the guest driver did not bind (pending: insmod megaraid_sas.ko had not returned"
+        " after 60s: its probe was still running; megaraid_sas 0000:00:10.0: Waiting for FW to come to"
+        " ready state)")}
+
+
+def test_a_guest_that_does_not_power_off_after_its_report_is_ended(tmp_path):
+    script = ("printf '@@barsafe begin\\n@@barsafe section driver\\n@@barsafe end\\n' > $console; sleep 120")
+    res = vm.run(fake_guest(tmp_path, script), tmp_path / "console", tmp_path, timeout=100, stall=60, linger=2)
+    assert res.returncode is None and res.lingered is not None and res.stalled is None
+    assert res.seconds < 30 and not alive(int((tmp_path / "child").read_text()))
+    assert guest.parse(res.console, "0000:00:10.0").finished
 
 
 def test_virtio_pci_brings_the_virtio_device_driver(tmp_path):

@@ -28,6 +28,8 @@ class GuestReport:
     irqs: dict[int, str] = field(default_factory=dict)  # the device's msi_irqs/: IRQ -> msi|msix
     insmod_failed: list[str] = field(default_factory=list)
     driver_messages: list[str] = field(default_factory=list)  # dmesg lines naming the device
+    loading: str | None = None  # the module whose insmod had not returned when the console ended
+    section: str | None = None  # the last report section the init began
 
 
 def sections(console: str) -> tuple[bool, bool, dict[str, str]]:
@@ -51,6 +53,25 @@ def sections(console: str) -> tuple[bool, bool, dict[str, str]]:
         if current is not None:
             out[current].append(line)
     return booted, finished, {k: "\n".join(v).strip("\n") for k, v in out.items()}
+
+
+def activity(console: str) -> tuple[str | None, str | None]:
+    """(module being loaded, last section begun) where the console ends: the last
+    "@@barsafe loading M" with no "@@barsafe loaded M" after it, and the last section."""
+    loading: str | None = None
+    section: str | None = None
+    for raw in console.splitlines():
+        idx = raw.find(MARK)
+        if idx < 0:
+            continue
+        word = raw[idx + len(MARK):].strip()
+        if word.startswith("loading "):
+            loading = word.split(None, 1)[1]
+        elif word.startswith("loaded ") and word.split(None, 1)[1] == loading:
+            loading = None
+        elif word.startswith("section "):
+            section = word.split(None, 1)[1]
+    return (loading.rsplit("/", 1)[-1] if loading else None), section
 
 
 def interrupts(text: str, irqs: dict[int, str]) -> tuple[int, int, int]:
@@ -111,4 +132,13 @@ def parse(console: str, slot: str) -> GuestReport:
     short = slot.split(":", 1)[1]
     rep.driver_messages = [l for l in secs.get("dmesg", "").splitlines() if slot in l or f" {short}:" in l][-12:]
     rep.driver_messages += [l for l in secs.get("insmod", "").splitlines() if l.startswith("pending:")]
+    rep.loading, rep.section = activity(console)
     return rep
+
+
+def stall_message(rep: GuestReport, silent: float) -> str:
+    """Why a guest was ended early: its heartbeat stopped (vm.run's ``stalled``)."""
+    where = (f"while insmod {rep.loading} was running: the driver's probe did not return"
+             if rep.loading else f"during the init's {rep.section or 'start'} step")
+    return (f"stopped: the guest printed nothing for {silent:.0f} s (its 2 s heartbeat stopped)"
+            f" {where}")

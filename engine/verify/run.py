@@ -152,6 +152,12 @@ def verify(setup: Setup, targets: tuple[str, ...], timeout: float = 300.0,
                 (keep_logs / f"console-{target}.log").write_text(res.run.console)
                 (keep_logs / f"qemu-{target}.stderr").write_text(res.run.stderr)
             rep = guest.parse(res.run.console, initramfs.GUEST_SLOT)
+            if res.run.stalled is not None and rep.booted:
+                rep.driver_messages.append(guest.stall_message(rep, res.run.stalled))
+            if res.run.lingered is not None:
+                rep.driver_messages.append(
+                    f"ended: the report was complete but the guest had not powered off {res.run.lingered:.0f} s"
+                    f" later (its shutdown waits for a probe still running): verify ended it")
             res.report = rep
             res.accepted = rep.booted
             if not rep.booted:

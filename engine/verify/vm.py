@@ -3,6 +3,14 @@
 Every QEMU is started in a session of its own; on timeout or any error it is
 sent SIGTERM, then SIGKILL, by its own process id (its process group is the
 one it leads).  Nothing else is signalled.
+
+A guest whose init has begun prints a heartbeat every 2 s (data/init); when the
+console stays silent for ``stall`` seconds the guest's userspace has stopped
+(a driver's probe holding its only CPU, or the guest hung), so it is ended
+then rather than at the timeout, and the run says so.  A guest whose report is
+complete gets ``linger`` seconds to power off: its poweroff waits for any probe
+still running (device_shutdown takes each device's lock, which a probe holds),
+and there is nothing more to learn from it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ class Run:
     seconds: float
     console: str  # the guest's serial console
     stderr: str  # QEMU's own messages
+    stalled: float | None = None  # ended after this many seconds without console output (heartbeat stopped)
+    lingered: float | None = None  # ended this many seconds after its complete report (it did not power off)
 
 
 def device_option(host_slot: str, target: str) -> str:
@@ -73,19 +83,50 @@ def end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
     proc.wait()
 
 
-def run(argv: list[str], console: Path, workdir: Path, timeout: float) -> Run:
-    """Run QEMU until it exits or ``timeout`` seconds pass; the guest's console and QEMU's stderr."""
+BEGIN, END = b"@@barsafe begin", b"@@barsafe end"
+STALL = 90.0  # seconds without console output, once the init has begun (it ticks every 2 s)
+LINGER = 15.0  # seconds a guest has to power off once its report is complete
+
+
+def run(argv: list[str], console: Path, workdir: Path, timeout: float,
+        stall: float | None = STALL, linger: float = LINGER) -> Run:
+    """Run QEMU until it exits, ``timeout`` seconds pass, (``stall``) the guest's console stays
+    silent that long after its init began, or (``linger``) it has not powered off that long
+    after its report ended; the guest's console and QEMU's stderr."""
     err_path = workdir / "qemu.stderr"
     start = time.monotonic()
+    stalled = lingered = None
     with err_path.open("wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                 start_new_session=True, close_fds=True)
         try:
-            code: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
+            code: int | None = None
+            size, changed, begun, ended = -1, start, False, None
+            while True:
+                now = time.monotonic()
+                if now - start >= timeout:
+                    break
+                try:
+                    code = proc.wait(timeout=min(1.0, timeout - (now - start)))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                new = console.stat().st_size if console.exists() else 0
+                if new != size:
+                    size, changed = new, now
+                    text = console.read_bytes() if new else b""
+                    begun = begun or BEGIN in text
+                    if ended is None and END in text:
+                        ended = now
+                if ended is not None and now - ended >= linger:
+                    lingered = round(now - ended, 1)
+                    break
+                if stall is not None and begun and ended is None and now - changed >= stall:
+                    stalled = round(now - changed, 1)
+                    break
         finally:
             end_process_group(proc)
     seconds = time.monotonic() - start
     text = console.read_text(errors="replace") if console.exists() else ""
-    return Run(tuple(argv), code, seconds, text, err_path.read_text(errors="replace"))
+    return Run(tuple(argv), code, seconds, text, err_path.read_text(errors="replace"), stalled, lingered)
