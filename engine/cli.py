@@ -454,17 +454,32 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if not args.output:
             raise UsageError("--format parquet writes a file: give -o FILE")
         need_pyarrow()
-    audit = Audit(library.load(answer_rule_paths(args)), pages, names, io_space=not args.no_io_space)
+    rows = args.format in ("jsonl", "parquet")  # one row per device, written as the audit goes
+    generated = source_date() if args.format == "html" else None
+    audit = Audit(library.load(answer_rule_paths(args)), pages, names, io_space=not args.no_io_space,
+                  per_device=not rows)
     inputs = list(_audit_inputs(args.inputs))
-    if args.format in ("jsonl", "parquet"):  # one row per device, written as the audit goes
+    if rows:
         return _audit_rows(args, audit, inputs)
     _run_audit(args, audit, inputs)
-    rendered = audit_report.FORMATS[args.format](audit.result())
+    rendered = audit_report.render(args.format, audit.result(), generated)
     if args.output:
         write_output(args.output, rendered)
     else:
         sys.stdout.write(rendered)
     return EXIT_INPUT if audit.failed_inputs else EXIT_OK
+
+
+def source_date() -> int:
+    """A report's date, seconds since 1970: $SOURCE_DATE_EPOCH when set (reproducible output,
+    reproducible-builds.org/specs/source-date-epoch), else now."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        import time
+        return int(time.time())
+    if not value.isdigit() or len(value) > 12:
+        raise UsageError(f"SOURCE_DATE_EPOCH={printable(value, 40)}: not a number of seconds since 1970")
+    return int(value)
 
 
 def _run_audit(args: argparse.Namespace, audit, inputs: list, rows=None) -> None:

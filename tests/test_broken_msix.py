@@ -177,9 +177,9 @@ def test_judge_fails_every_accepted_layout_of_a_broken_device(lib):
 def test_audit_keeps_broken_capabilities_out_of_the_verdicts(lib):
     device, _, _ = BROKEN_TABLES["unimplemented slot"]
     audit = Audit(lib, [4 * K, 64 * K], ["qemu-rfc", "off"])
-    audit.add(device)
+    audit.add(device, "host-a")
     result = audit.result()
-    assert result["broken_capabilities"] == [{"slot": "0000:01:00.0", "vendor": 0x1234, "device": 0x5678,
+    assert result["broken_capabilities"] == [{"input": "host-a", "slot": "0000:01:00.0", "vendor": 0x1234, "device": 0x5678,
                                               "problems": ["MSI-X table BIR 2 names BAR2, which the device"
                                                            " does not implement"]}]
     cell = result["strategies"]["qemu-rfc"]["4K"]

@@ -56,10 +56,10 @@ def fleet_of(seed_path: str, hosts: int):
 
 def local_result(lib, named_devices) -> dict:
     audit = Audit(lib, PAGES, NAMES, io_space=False)
-    for _, devices in named_devices:
+    for name, devices in named_devices:
         audit.inputs += 1
         for d in devices:
-            audit.add(d)
+            audit.add(d, name)
     return audit.result()
 
 

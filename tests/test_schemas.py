@@ -48,7 +48,7 @@ VERSIONS = {
     "show": (1, "0384e5b42bdf8a85"),
     "simulate": (1, "4e80c9d7c0d331b7"),
     "which": (1, "edd6b6dfab737e9b"),
-    "audit": (1, "b851f8b9b4e8c7b5"),
+    "audit": (2, "125956e8f2f5dafe"),
     "audit-jsonl": (1, "489c9083de8fdd62"),
     "export": (1, "42dcbc64562acf1d"),
     "verify": (1, "39ede079af78e030"),

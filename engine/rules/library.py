@@ -191,13 +191,22 @@ class _Entry:
 
 
 class Library:
-    def __init__(self, entries: dict[str, _Entry], from_cache: bool = False):
+    def __init__(self, entries: dict[str, _Entry], from_cache: bool = False, texts: dict[str, bytes] | None = None):
         self.entries = entries
         self.from_cache = from_cache
+        self._texts = texts or {}  # the rule files' bytes, for version
+        self._version: str | None = None
         self._compiled: dict[str, CompiledFile] = {}
         self._matching: dict[tuple, tuple[tuple[Ruleset, str], ...]] = {}
         self._closures: dict[str, tuple[str, ...]] = {}
         self.rulesets = {e.name: Ruleset(self, path, e.name) for path, e in entries.items()}
+
+    @property
+    def version(self) -> str:
+        """rules_version() of the files loaded, computed when first asked."""
+        if self._version is None:
+            self._version = rules_version(self._texts)
+        return self._version
 
     def file(self, path: str) -> ast.RuleFile:
         entry = self.entries[path]
@@ -356,7 +365,7 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     material = _cache_material(texts)
     entries = _cache_get(material) if use_cache else None
     if entries is not None:
-        return Library(entries, from_cache=True)
+        return Library(entries, from_cache=True, texts=texts)
     parsed = _parse_all(texts, roots)
     resolved = {str(Path(p).resolve()): p for p in parsed}
     entries = {path: _Entry(f.name or stem_of(path), tuple(f.matches),
@@ -365,7 +374,18 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
                for path, f in parsed.items()}
     if use_cache:
         _cache_put(material, entries)
-    return Library(entries)
+    return Library(entries, texts=texts)
+
+
+def rules_version(texts: dict[str, bytes]) -> str:
+    """A rule library's version, as reports print it: the first 12 hex digits of a SHA-256 over
+    every rule file's name and text, so the same rules give the same version wherever they are
+    installed, and any edit to a rule file a new one."""
+    import hashlib  # here: only reports ask (Library.version), not every start-up
+    digest = hashlib.sha256()
+    for name, data in sorted((os.path.basename(p), data) for p, data in texts.items()):
+        digest.update(b"%s\0%d\0" % (name.encode(), len(data)) + data)
+    return digest.hexdigest()[:12]
 
 
 def _parse_all(texts: dict[str, bytes], roots: list[Path]) -> dict[str, ast.RuleFile]:
