@@ -208,6 +208,16 @@ def test_the_page_is_reproducible_and_the_same_from_dask(tmp_path, capsys, monke
     assert dask == first
 
 
+def test_the_readme_audit_example_runs_as_written_from_a_clone(capsys, monkeypatch):
+    """README "barsafe audit": the command uses shipped records only, and prints what it shows."""
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"^`barsafe (audit corpus/devices[^`]*)`\n\n```\n(.*?)```", readme, re.M | re.S)
+    assert m, "README's audit example is not a command on corpus/devices followed by its output"
+    monkeypatch.chdir(ROOT)
+    assert main(m.group(1).split()) == 0
+    assert capsys.readouterr().out == m.group(2)
+
+
 # --- in a real browser ---------------------------------------------------------------------
 
 def browser_or_skip():
