@@ -14,17 +14,43 @@ def same_arguments_as_last_call(fn):
     the device being judged.
     """
     last: list = [None]
+    code = fn.__code__
+    plain = not fn.__defaults__ and not fn.__kwdefaults__ and not code.co_kwonlyargcount
 
-    @wraps(fn)
-    def memoised(*args):
-        hit = last[0]
-        if hit is not None and len(hit[0]) == len(args):
-            for a, b in zip(hit[0], args):
-                if a is not b:
-                    break
-            else:
+    if plain and code.co_argcount == 1:  # the common arities, without a loop over the arguments
+        def memoised(a):
+            hit = last[0]
+            if hit is not None and hit[0] is a:
                 return hit[1]
-        result = fn(*args)
-        last[0] = (args, result)
-        return result
-    return memoised
+            result = fn(a)
+            last[0] = (a, result)
+            return result
+    elif plain and code.co_argcount == 2:
+        def memoised(a, b):
+            hit = last[0]
+            if hit is not None and hit[0] is a and hit[1] is b:
+                return hit[2]
+            result = fn(a, b)
+            last[0] = (a, b, result)
+            return result
+    elif plain and code.co_argcount == 3:
+        def memoised(a, b, c):
+            hit = last[0]
+            if hit is not None and hit[0] is a and hit[1] is b and hit[2] is c:
+                return hit[3]
+            result = fn(a, b, c)
+            last[0] = (a, b, c, result)
+            return result
+    else:
+        def memoised(*args):
+            hit = last[0]
+            if hit is not None and len(hit[0]) == len(args):
+                for a, b in zip(hit[0], args):
+                    if a is not b:
+                        break
+                else:
+                    return hit[1]
+            result = fn(*args)
+            last[0] = (args, result)
+            return result
+    return wraps(fn)(memoised)

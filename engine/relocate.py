@@ -97,9 +97,9 @@ class Outcome(Frozen):
         return "off" if self.target is None else f"bar{self.target}"
 
 
-@same_arguments_as_last_call
 def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
-    """``vdev->bars[0..5]`` after ``vfio_bars_prepare``.
+    """``vdev->bars[0..5]`` after ``vfio_bars_prepare`` (_qemu_view: of the platform, only
+    whether the host has I/O port space matters, so one view serves every page size).
 
     A BAR the host left unassigned with no size (``assigned=False, size=0``: the kernel holds no
     resource for it) is an empty slot on every host, whatever its type: VFIO reports the region
@@ -119,6 +119,11 @@ def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
     assigned; can't enable device"), so QEMU has no view of it; barsafe keeps such a BAR as
     the device describes it.
     """
+    return _qemu_view(device, platform.io_space)
+
+
+@same_arguments_as_last_call
+def _qemu_view(device: Device, io_space: bool) -> tuple[QemuBar, ...]:
     view = []
     for index in range(BAR_SLOTS):
         bar = device.bar(index)
@@ -128,7 +133,7 @@ def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
             view.append(QemuBar(index, 0, False, False, bar))
         elif bar.is_io:
             # An I/O BAR is registered as an I/O port BAR only where the host has port space.
-            visible = platform.io_space
+            visible = io_space
             view.append(QemuBar(index, bar.size if visible else 0, visible, False, bar))
         else:
             # A memory BAR of unknown size cannot be registered faithfully: leave it out.
@@ -136,9 +141,13 @@ def qemu_view(device: Device, platform: Platform) -> tuple[QemuBar, ...]:
     return tuple(view)
 
 
-@same_arguments_as_last_call
 def visible_bars(device: Device, platform: Platform) -> tuple[Bar, ...]:
-    return tuple(q.bar for q in qemu_view(device, platform)
+    return _visible_bars(device, platform.io_space)
+
+
+@same_arguments_as_last_call
+def _visible_bars(device: Device, io_space: bool) -> tuple[Bar, ...]:
+    return tuple(q.bar for q in _qemu_view(device, io_space)
                  if q.bar is not None and (q.size > 0 or q.ioport))
 
 
@@ -318,9 +327,13 @@ PBA_QUIRKS = (
 )
 
 
-@same_arguments_as_last_call
 def early_setup(device: Device, platform: Platform, relocating: bool) -> tuple[Msix, tuple[str, ...], str | None]:
     """The PBA check of vfio_msix_early_setup: (msix as QEMU keeps it, notes, refusal)."""
+    return _early_setup(device, platform.io_space, relocating)
+
+
+@same_arguments_as_last_call
+def _early_setup(device: Device, io_space: bool, relocating: bool) -> tuple[Msix, tuple[str, ...], str | None]:
     msix = device.msix
     assert msix is not None
     reserved = [p for p in diagnose_msix(device).problems if p.kind == "reserved-bir"]
@@ -328,7 +341,7 @@ def early_setup(device: Device, platform: Platform, relocating: bool) -> tuple[M
         # QEMU indexes vdev->bars[bir] without a range check: past its six BARs for BIR 6/7.
         # What it then does is undefined, so the model stops here.
         return msix, (), f"{reserved[0].summary} (QEMU's behaviour is undefined; barsafe does not model it)"
-    region = qemu_view(device, platform)[msix.pba_bar].size
+    region = _qemu_view(device, io_space)[msix.pba_bar].size
     if msix.pba_offset < region:
         return msix, (), None
     for matches, offset, why in PBA_QUIRKS:
@@ -353,38 +366,73 @@ def msix_init_check(bars: tuple[Bar, ...], msix: Msix) -> str | None:
 def native_outcome(device: Device, platform: Platform, strategy: str = "off",
                    notes: tuple[str, ...] = ()) -> Outcome:
     """x-msix-relocation=off: the device's own layout, less what QEMU cannot register."""
+    layout, more, refusal = _native(device, platform.io_space)
+    return Outcome(strategy, None, layout, refused=refusal, notes=notes + more)
+
+
+@same_arguments_as_last_call
+def _native(device: Device, io_space: bool) -> tuple[Layout | None, tuple[str, ...], str | None]:
+    """native_outcome's layout (one object for every strategy that leaves MSI-X in place, so
+    their rule results are shared), notes and refusal."""
     if device.msix is None:
-        return Outcome(strategy, None, Layout(visible_bars(device, platform), None), notes=notes)
-    msix, more, refusal = early_setup(device, platform, False)
-    bars = visible_bars(device, platform)
+        return Layout(_visible_bars(device, io_space), None), (), None
+    msix, more, refusal = _early_setup(device, io_space, False)
+    bars = _visible_bars(device, io_space)
     refusal = refusal or msix_init_check(bars, msix)
     if refusal:
-        return Outcome(strategy, None, None, refused=refusal, notes=notes + more)
-    return Outcome(strategy, None, Layout(bars, msix), notes=notes + more)
+        return None, more, refusal
+    return Layout(bars, msix), more, None
 
 
 def relocate(device: Device, platform: Platform, target: int, strategy: str | None = None,
              notes: tuple[str, ...] = ()) -> Outcome:
-    """x-msix-relocation=barN: vfio_pci_relocate_msix for one target BAR."""
+    """x-msix-relocation=barN: vfio_pci_relocate_msix for one target BAR.
+
+    Computed once for the device being judged (``_relocations``) per target and what the
+    result depends on: the host's I/O port space and the MSI-X size the page size gives (only
+    where that is more than the BAR extended).  `barN` and every heuristic that picks BAR N,
+    and often the same target at another page size, get the same layout object."""
     if device.msix is None:
         raise ValueError("device has no MSI-X capability")
     if not 0 <= target < BAR_SLOTS:
         raise ValueError(f"target BAR {target} out of range 0..5")
-    name = strategy or f"bar{target}"
-    msix, more, refusal = early_setup(device, platform, True)
-    notes = notes + more
+    io_space = platform.io_space
+    msix, more, refusal = _early_setup(device, io_space, True)
     if refusal:
-        return Outcome(name, target, None, refused=refusal, notes=notes)
+        return Outcome(strategy or f"bar{target}", target, None, refused=refusal, notes=notes + more)
+    slot_size = _qemu_view(device, io_space)[target].size
+    msix_sz = msix_size(msix, platform)
+    key = (target, max(slot_size, msix_sz) if slot_size else msix_sz)
+    done = _relocations(device, io_space)
+    found = done.get(key)
+    if found is None:
+        found = done[key] = _relocate(device, platform, target)
+    layout, more, refusal, findings = found
+    return Outcome(strategy or f"bar{target}", target, layout, refused=refusal, notes=notes + more,
+                   findings=findings)
+
+
+@same_arguments_as_last_call
+def _relocations(device: Device, io_space: bool) -> dict:
+    """relocate's results for one device, by target BAR and the size that decides the result."""
+    return {}
+
+
+def _relocate(device: Device, platform: Platform,
+              target: int) -> tuple[Layout | None, tuple[str, ...], str | None, tuple[Finding, ...]]:
+    """(layout, notes, refusal, findings) of relocating MSI-X to BAR ``target``."""
+    msix, notes, refusal = early_setup(device, platform, True)
+    if refusal:
+        return None, notes, refusal, ()
 
     view = qemu_view(device, platform)
     slot = view[target]
     if slot.ioport:
-        return Outcome(name, target, None, refused=MSG_IO.format(bar=target), notes=notes)
+        return None, notes, MSG_IO.format(bar=target), ()
     if not slot.size and target > 0 and view[target - 1].mem64:
-        return Outcome(name, target, None, notes=notes,
-                       refused=MSG_SHADOW.format(bar=target, below=target - 1))
+        return None, notes, MSG_SHADOW.format(bar=target, below=target - 1), ()
     if slot.size > 1 * GiB and not slot.mem64:
-        return Outcome(name, target, None, refused=MSG_NO_SPACE.format(bar=target), notes=notes)
+        return None, notes, MSG_NO_SPACE.format(bar=target), ()
 
     msix_sz = msix_size(msix, platform)
     if not slot.size:
@@ -392,7 +440,8 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
         new_bar = Bar(target, BarKind.MEM64 if mem64 else BarKind.MEM32, msix_sz,
                       prefetchable=True, assigned=True)
         table_offset = 0
-        notes += (f"adds BAR{target}: {new_bar.kind.value}, prefetchable, {format_size(msix_sz)}",)
+        notes += (f"adds BAR{target}: {'mem64' if mem64 else 'mem32'}, prefetchable,"
+                  f" {format_size(msix_sz)}",)
     else:
         assert slot.bar is not None
         size = max(slot.size * 2, msix_sz * 2)
@@ -402,22 +451,27 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
         notes += (f"extends BAR{target} from {format_size(slot.size)} to {format_size(size)};"
                   f" MSI-X at its upper half",)
 
-    others = tuple(b for b in visible_bars(device, platform) if b.index != target)
-    if new_bar.is_64bit:
-        others = tuple(b for b in others if b.index != target + 1)
-    bars = tuple(sorted(others + (new_bar,), key=lambda b: b.index))
-    new_msix = Msix(msix.entries, target, table_offset, target,
-                    table_offset + msix.entries * MSIX_ENTRY_SIZE, enabled=None)
-    findings = bar_quirks(device, target) + tuple(
-        Finding("qemu/msix-offset-overflow", "forbid",
-                f"extending BAR{target} to {format_size(new_bar.size)} puts the MSI-X {what} at"
-                f" {offset:#x}, beyond the capability's 32-bit offset field: the guest reads"
-                f" {offset & UINT32_MAX & ~7:#x}, inside the device's own registers (QEMU accepts"
-                f" this; hw/vfio/pci.c vfio_pci_relocate_msix checks no upper bound for 64-bit BARs)")
-        for what, offset in (("table", new_msix.table_offset), ("PBA", new_msix.pba_offset))
-        if offset > UINT32_MAX)
-    return Outcome(name, target, Layout(bars, new_msix, device_backed=slot.size),
-                   notes=notes, findings=findings)
+    # The device's visible BARs are in index order: the new one goes in its place, and a 64-bit
+    # one takes the slot above as its upper half.
+    taken = (target, target + 1) if new_bar.kind is BarKind.MEM64 else (target,)
+    bars = [b for b in visible_bars(device, platform) if b.index not in taken]
+    at = 0
+    while at < len(bars) and bars[at].index < target:
+        at += 1
+    bars.insert(at, new_bar)
+    pba_offset = table_offset + msix.entries * MSIX_ENTRY_SIZE
+    new_msix = Msix(msix.entries, target, table_offset, target, pba_offset, enabled=None)
+    findings = bar_quirks(device, target)
+    if pba_offset > UINT32_MAX:  # the PBA follows the table: it overflows first
+        findings += tuple(
+            Finding("qemu/msix-offset-overflow", "forbid",
+                    f"extending BAR{target} to {format_size(new_bar.size)} puts the MSI-X {what} at"
+                    f" {offset:#x}, beyond the capability's 32-bit offset field: the guest reads"
+                    f" {offset & UINT32_MAX & ~7:#x}, inside the device's own registers (QEMU accepts"
+                    f" this; hw/vfio/pci.c vfio_pci_relocate_msix checks no upper bound for 64-bit BARs)")
+            for what, offset in (("table", new_msix.table_offset), ("PBA", new_msix.pba_offset))
+            if offset > UINT32_MAX)
+    return Layout(tuple(bars), new_msix, device_backed=slot.size), notes, None, findings
 
 
 # PCIe Base Spec, MSI-X Table/PBA placement: registers "must not share any naturally
@@ -441,8 +495,13 @@ BAR_QUIRKS = (
 )
 
 
+_QUIRKED = frozenset((vendor, bar) for vendor, _, bar, _, _, _ in BAR_QUIRKS)
+
+
 def bar_quirks(device: Device, target: int) -> tuple[Finding, ...]:
     """A target BAR that QEMU also overlays with a quirk: a combination nobody has tested."""
+    if (device.vendor, target) not in _QUIRKED:
+        return ()
     out = []
     for vendor, dev_id, bar, cls, function, what in BAR_QUIRKS:
         if target == bar and device.vendor == vendor and dev_id in (None, device.device) and (

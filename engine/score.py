@@ -10,7 +10,7 @@ from . import strategies
 from .frozen import Frozen, _set, replace
 from .memo import same_arguments_as_last_call
 from .model import Device, Layout, Platform
-from .relocate import (Finding, MsixDiagnosis, Outcome, PageAnalysis, RegisterSpan,
+from .relocate import (Finding, MsixDiagnosis, Outcome, PageAnalysis, RegisterSpan, _visible_bars,
                        analyse_pages, diagnose_msix, visible_bars)
 from .rules.compile import Candidate, Violation
 from .rules.library import Ruleset
@@ -28,16 +28,22 @@ class Judgement(Frozen):
 
     @property
     def verdict(self) -> str:
-        if not self.outcome.ok:
+        if self.outcome.refused is not None:
             return "refused"
-        severities = {v.severity for v in self.violations}
+        if not self.violations:
+            return "safe"
+        severities = [v.severity for v in self.violations]
         return "forbid" if "forbid" in severities else "warn" if "warn" in severities else "safe"
 
 
-@same_arguments_as_last_call
 def native_layout(device: Device, platform: Platform) -> Layout:
     """What the guest sees with relocation off (refused or not): the baseline rules compare to."""
-    return Layout(visible_bars(device, platform), device.msix)
+    return _native_layout(device, platform.io_space)
+
+
+@same_arguments_as_last_call
+def _native_layout(device: Device, io_space: bool) -> Layout:  # the same at every page size
+    return Layout(_visible_bars(device, io_space), device.msix)
 
 
 def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Ruleset],
@@ -45,23 +51,33 @@ def judge(device: Device, platform: Platform, strategy: str, rulesets: list[Rule
     """QEMU's outcome for one strategy, and every rule it breaks.
 
     ``by_layout`` lets the candidates of one answer share rule results: a heuristic that
-    picks BAR2 shows the guest the very layout `bar2` does, and rules read nothing but the
-    layouts, the platform and the device (not which strategy produced them)."""
+    picks BAR2 shows the guest the very layout `bar2` does (the same object: relocate keeps
+    each target's result for the device and platform it is judging), and rules read nothing
+    but the layouts, the platform and the device (not which strategy produced them).  Keyed
+    by the layout object: hashing a layout hashes every BAR, and an equal layout that is
+    another object is only judged again, to the same result."""
     outcome = strategies.run(strategy, device, platform)
-    if outcome.layout is None:
+    layout = outcome.layout
+    if layout is None:
         if trace is not None:
             trace.append(f"QEMU refuses: {outcome.refused}")
         return Judgement(outcome, ())
-    candidate = Candidate(native_layout(device, platform), outcome.layout, platform, strategy, device)
     findings = broken_capability_findings(device) + outcome.findings
+    known = by_layout.get(id(layout)) if by_layout is not None and trace is None else None
+    candidate = None
+    if known is None or findings:
+        candidate = Candidate(native_layout(device, platform), layout, platform, strategy, device)
     violations: list[Violation] = [_from_finding(f, candidate) for f in findings]
     if trace is not None:
         trace.extend(f"simulator: {f.severity} {f.rule}: {f.message}" for f in findings)
-    ruled = by_layout.get(outcome.layout) if by_layout is not None and trace is None else None
-    if ruled is None:
+    if known is None:
         ruled = tuple(v for rs in rulesets for v in rs.evaluate(candidate, trace))
         if by_layout is not None:
-            by_layout[outcome.layout] = ruled
+            by_layout[id(layout)] = (layout, ruled)  # the layout kept: its id stays its own
+    else:
+        ruled = known[1]
+    if not violations:
+        return Judgement(outcome, ruled)
     violations.extend(ruled)
     return Judgement(outcome, tuple(violations))
 
@@ -84,6 +100,7 @@ def _from_finding(finding, candidate: Candidate) -> Violation:
 # --- which: every candidate for one device, and the one to recommend ------------------------
 
 QEMU_CANDIDATES = ("off", *strategies.TARGETS)
+_CANDIDATES = QEMU_CANDIDATES + tuple(name for name in strategies.HEURISTICS if name != "off")
 _RANK = {"safe": 0, "warn": 1, "forbid": 2, "refused": 3}
 
 
@@ -162,14 +179,48 @@ class Answer(Frozen):
 def mmio_cost(device: Device, platform: Platform, outcome: Outcome) -> int | None:
     if outcome.layout is None:
         return None
-    before = sum(b.size for b in visible_bars(device, platform) if not b.is_io)
-    return sum(b.size for b in outcome.layout.bars if not b.is_io) - before
+    return sum([b.size for b in outcome.layout.bars if not b.is_io]) - _native_mmio(device, platform.io_space)
+
+
+@same_arguments_as_last_call
+def _native_mmio(device: Device, io_space: bool) -> int:
+    return sum([b.size for b in _visible_bars(device, io_space) if not b.is_io])
 
 
 def score(device: Device, platform: Platform, name: str, rulesets: list[Ruleset],
           by_layout: dict | None = None) -> Scored:
     j = judge(device, platform, name, rulesets, by_layout=by_layout)
     return Scored(name, j, mmio_cost(device, platform, j.outcome))
+
+
+def _row(device: Device, platform: Platform, name: str, rulesets: tuple[Ruleset, ...], shared: dict,
+         broken: tuple[Finding, ...]) -> Scored:
+    """score() for one candidate of an answer: the same Scored, with what candidates share kept
+    in ``shared`` (by layout: the rules' violations and the MMIO the layout adds) and
+    ``broken`` (broken_capability_findings of the device) given."""
+    outcome = strategies.run(name, device, platform)
+    layout = outcome.layout
+    if layout is None:
+        return Scored(name, Judgement(outcome, ()), None)
+    known = shared.get(id(layout))
+    if known is None:
+        candidate = Candidate(native_layout(device, platform), layout, platform, name, device)
+        ruled = tuple(v for rs in rulesets for v in rs.evaluate(candidate, None))
+        cost = sum([b.size for b in layout.bars if not b.is_io]) - _native_mmio(device, platform.io_space)
+        known = shared[id(layout)] = (layout, ruled, cost, candidate)  # the layout kept: its id stays its own
+    findings = broken + outcome.findings if outcome.findings else broken
+    if not findings:
+        return Scored(name, Judgement(outcome, known[1]), known[2])
+    violations = tuple(_from_finding(f, known[3]) for f in findings) + known[1]
+    return Scored(name, Judgement(outcome, violations), known[2])
+
+
+@same_arguments_as_last_call
+def _rule_results(device: Device, library, io_space: bool) -> dict:
+    """judge's ``by_layout`` for every page size of one device in a row: rules read the layouts
+    and the device, never the page size, and the native layout and many relocated ones (a BAR
+    extended past the MSI-X size) are the same at every page size (relocate)."""
+    return {}
 
 
 MINED_NOTE = ("mined rule set: drafted from the driver's C source by barsafe mine, not reviewed;"
@@ -205,28 +256,35 @@ def stated_registers(rulesets: list[Ruleset]) -> tuple[RegisterSpan, ...]:
     return tuple(dict.fromkeys(r for rs in rulesets for r in rs.registers))
 
 
+@same_arguments_as_last_call
+def _rules_for(device: Device, library) -> tuple:
+    """choose_rules, the registers those rule sets state and the names of the mined ones, once
+    for the page sizes an audit asks one device about in a row."""
+    rulesets, names, reasons = choose_rules(device, library)
+    mined = tuple(n for n in names if n in library.rulesets and is_mined(library.rulesets[n]))
+    return tuple(rulesets), names, reasons, stated_registers(rulesets), mined
+
+
 def answer(device: Device, platform: Platform, library) -> Answer:
     """Every candidate for one MSI-X device, and the one to recommend (README "Choosing");
     `mined` names the matched rule sets that are mined, not reviewed."""
     found = _answer(device, platform, library)
-    mined = tuple(n for n in found.rulesets if n in library.rulesets and is_mined(library.rulesets[n]))
+    mined = _rules_for(device, library)[4]
     return replace(found, mined=mined) if mined else found
 
 
 def _answer(device: Device, platform: Platform, library) -> Answer:
     assert device.msix is not None
-    rulesets, names, reasons = choose_rules(device, library)
+    rulesets, names, reasons, registers, _ = _rules_for(device, library)
     diagnosis = diagnose_msix(device)
-    by_layout: dict = {}
-    rows = [score(device, platform, name, rulesets, by_layout) for name in QEMU_CANDIDATES]
-    rows += [score(device, platform, name, rulesets, by_layout)
-             for name in strategies.HEURISTICS if name != "off"]
+    shared = _rule_results(device, library, platform.io_space)
+    broken = broken_capability_findings(device)
+    rows = [_row(device, platform, name, rulesets, shared, broken) for name in _CANDIDATES]
     if diagnosis.broken:
         why = (f"the MSI-X capability is broken ({diagnosis.reason}): the host cannot use the device's"
                f" MSI-X table, so no x-msix-relocation target can help")
         return Answer(device, platform, names, reasons, None, False, tuple(rows), None, why, diagnosis)
-    pages = analyse_pages(visible_bars(device, platform), device.msix, platform,
-                          registers=stated_registers(rulesets))
+    pages = analyse_pages(visible_bars(device, platform), device.msix, platform, registers=registers)
     off = rows[0]
     needs = pages.needs_relocation or not off.judgement.outcome.ok
     targets = [r for r in rows[1:len(QEMU_CANDIDATES)] if r.verdict in ("safe", "warn")]

@@ -54,6 +54,18 @@ def parse_size(text: str) -> int:
 
 def format_size(value: int) -> str:
     """pciutils lspci.c show_size: divide by 1024 while it divides evenly."""
+    text = _SIZE_TEXTS.get(value)
+    if text is None:
+        text = _format_size(value)
+        if len(_SIZE_TEXTS) < 4096:  # judging asks for the same few sizes again and again
+            _SIZE_TEXTS[value] = text
+    return text
+
+
+_SIZE_TEXTS: dict[int, str] = {}
+
+
+def _format_size(value: int) -> str:
     suffixes = ["", "K", "M", "G", "T"]
     i = 0
     while i < len(suffixes) - 1 and value and value % 1024 == 0:
