@@ -8,9 +8,13 @@ no I/O.  Names the input had are kept as they are.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from .model import Device, text_problem
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: it costs `which` start-up
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # Lookup is for type checkers; nothing checks it at run time
 
 UNAVAILABLE = "names unavailable: {why}"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..model import Bar, Device, Msix
 from ..relocate import MsixDiagnosis, Outcome, diagnose_msix
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: it costs `which` start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 JSON_VERSION = 1
 

@@ -14,7 +14,7 @@ fields, a readable repr, pickling.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Union
+from collections.abc import Iterator
 
 from ..errors import Location
 from ..units import QUOTE_LIMIT, quote
@@ -130,7 +130,7 @@ class MsixBar(Node):
     pass
 
 
-Selector = Union[Fixed, Ordinal, Largest, MsixBar]
+Selector = Fixed | Ordinal | Largest | MsixBar
 
 
 # --- conditions ---------------------------------------------------------------------------
@@ -242,9 +242,9 @@ class RevisionCmp(Node):
     span: Span = NO_SPAN
 
 
-Cond = Union[AnyOf, AllOf, Not, Stays, IsAttr, SizeCmp, SizeIn, Unchanged, SizeUnchanged,
-             EndUnchanged, NoBarAdded, NoBarExtended, CountUnchanged, Added, DeviceId, RevisionCmp,
-             DeviceIdUnknown, RevisionUnknown]
+Cond = (AnyOf | AllOf | Not | Stays | IsAttr | SizeCmp | SizeIn | Unchanged | SizeUnchanged
+        | EndUnchanged | NoBarAdded | NoBarExtended | CountUnchanged | Added | DeviceId | RevisionCmp
+        | DeviceIdUnknown | RevisionUnknown)
 
 
 # --- statements ---------------------------------------------------------------------------
@@ -326,7 +326,7 @@ class MatchClass(Node, uncompared=("digits",)):
     digits: int = 0  # hex digits as written (check refuses 5), 0 when not parsed
 
 
-Match = Union[MatchDriver, MatchModule, MatchId, MatchClass]
+Match = MatchDriver | MatchModule | MatchId | MatchClass
 
 
 class Registers(Node):
@@ -406,8 +406,8 @@ class Expect(Node):
     span: Span = NO_SPAN
 
 
-ExampleItem = Union[ExampleDevice, ExampleId, ExampleRevision, ExampleBar, ExampleMsix, ExamplePlatform,
-                    Expect]
+ExampleItem = (ExampleDevice | ExampleId | ExampleRevision | ExampleBar | ExampleMsix | ExamplePlatform
+               | Expect)
 
 
 class Example(Node):
@@ -416,8 +416,8 @@ class Example(Node):
     span: Span = NO_SPAN
 
 
-Statement = Union[Ruleset, Status, Describe, Source, Include, MatchDriver, MatchModule, MatchId,
-                  MatchClass, Registers, Role, Rule, Example]
+Statement = (Ruleset | Status | Describe | Source | Include | MatchDriver | MatchModule | MatchId
+             | MatchClass | Registers | Role | Rule | Example)
 
 
 class Comment(Node):

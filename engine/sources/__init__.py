@@ -7,13 +7,17 @@ Formats: lspci text (engine.sources.lspci), barsafe YAML records
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator, TextIO
 
 from ..errors import InputError, Location
 from ..model import Device
 from ..units import MiB, format_size
 from .detect import lines, looks_like_lspci, looks_like_record, without_prompts
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: it costs `which` start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO, TextIO
 
 FORMATS = "lspci -vvv text, a barsafe YAML record, or a sysfs PCI device directory"
 # `lspci -vvv` of a large machine is a few MiB (about 3K per function); the cap keeps a mistaken
@@ -125,29 +129,28 @@ def stream(spec: str) -> Iterator[Device]:
     memory holds one piece and one device however large the file (and no size cap applies);
     records, sysfs trees and standard input are small and go through ``load``.  Every error is
     ``load``'s, at the same line."""
-    path = Path(spec)
-    if spec == "-" or path.is_dir():
+    if spec == "-":
         yield from load(spec)
         return
     try:
-        stream_ = open(path, "rb")
-    except (OSError, ValueError):
-        yield from load(spec)  # load says why, in its words
+        stream_ = open(spec, "rb")
+    except (OSError, ValueError):  # a sysfs directory, or load says why in its words
+        yield from load(spec)
         return
     with stream_:
         try:
             head = stream_.read(HEAD_BYTES)
         except OSError:
             head = b""  # load says why
-        text = head.decode("utf-8", errors="replace")
-        if len(head) == HEAD_BYTES:
-            text = text.rsplit("\n", 1)[0]  # the last line may go on
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or looks_like_record(text) or not looks_like_lspci(
-                text, prompts=True):
+        from . import lspci
+        decoding = lspci.decoder()
+        text = decoding.decode(head)  # a character cut at the end waits for the rest
+        probe = text.rsplit("\n", 1)[0] if len(head) == HEAD_BYTES else text  # the last line may go on
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or looks_like_record(probe) or not looks_like_lspci(
+                probe, prompts=True):
             yield from load(spec)
             return
-        from . import lspci
-        yield from lspci.read(stream_, spec, head)
+        yield from lspci.read(stream_, spec, decoding=decoding, text=text)
 
 
 def load_sysfs() -> list[Device]:

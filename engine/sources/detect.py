@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
+from functools import cache
 
-# The slot as lspci.c show_slot_name prints it (engine.model.SLOT_RE has the reasons): lowercase
-# hex, a domain of 4 to 8 digits when shown, device 00-1f, function 0-7.
-HEADER_RE = re.compile(
-    r"^(?P<slot>(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) (?P<rest>.*)$")
-SPLICE_RE = re.compile(r"(?:pcilib|lspci): .*$")  # a pcilib/lspci warning printed into the output
+# The patterns of lspci text (HEADER_RE, SPLICE_RE, PROMPT_RE) are compiled when first used:
+# a record never needs them, and compiling them cost a `which` on one more than reading it.
+_LAZY = {
+    # The slot as lspci.c show_slot_name prints it (engine.model.SLOT_RE has the reasons):
+    # lowercase hex, a domain of 4 to 8 digits when shown, device 00-1f, function 0-7.
+    "HEADER_RE": r"^(?P<slot>(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) (?P<rest>.*)$",
+    "SPLICE_RE": r"(?:pcilib|lspci): .*$",  # a pcilib/lspci warning printed into the output
+    # A shell prompt and command pasted with the dump ("$ sudo lspci -vvvnn", "root@pve:~# lspci
+    # -vvv", a bare "sudo lspci -vvv"), or a prompt left at the end: never device text, which
+    # starts with a slot.
+    "PROMPT_RE": r"(?:[^\t ]*[$#%>] ?|(?=sudo |lspci))(?:sudo (?:-\S+ )*)?(?:\S*/)?(?:lspci(?: .*)?)?\s*$",
+}
+
+
+@cache
+def pattern(name: str) -> re.Pattern:
+    return re.compile(_LAZY[name])
+
+
+def __getattr__(name: str):  # `from .detect import HEADER_RE` (engine.sources.lspci)
+    if name in _LAZY:
+        return pattern(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Top-level keys of a barsafe record (engine.sources.record reads them): a file whose first line
 # is one of them is a record, so its mistakes get the record reader's precise errors.
 RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "prog_if", "revision", "name", "class_name",
@@ -17,13 +38,9 @@ RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "prog_if", "revisi
 _RECORD_START_RE = re.compile(r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_KEYS) + r")\s*:")
 
 
-# A shell prompt and command pasted with the dump ("$ sudo lspci -vvvnn", "root@pve:~# lspci -vvv",
-# a bare "sudo lspci -vvv"), or a prompt left at the end: never device text, which starts with a slot.
-PROMPT_RE = re.compile(r"(?:[^\t ]*[$#%>] ?|(?=sudo |lspci))(?:sudo (?:-\S+ )*)?(?:\S*/)?(?:lspci(?: .*)?)?\s*$")
-
-
 def is_prompt(line: str) -> bool:
-    return bool(line) and line[0] not in "\t " and not HEADER_RE.match(line) and bool(PROMPT_RE.fullmatch(line))
+    return (bool(line) and line[0] not in "\t " and not pattern("HEADER_RE").match(line)
+            and bool(pattern("PROMPT_RE").fullmatch(line)))
 
 
 def without_prompts(text: str) -> str:
@@ -58,8 +75,8 @@ def looks_like_lspci(text: str, prompts: bool = False) -> bool:
     """Whether the first meaningful line is an lspci device line (with ``prompts``, pasted
     shell prompts are passed over as ``without_prompts`` would blank them)."""
     for line in lines(text):
-        if line.strip() and not SPLICE_RE.match(line) and not (prompts and is_prompt(line)):
-            return bool(HEADER_RE.match(line))
+        if line.strip() and not pattern("SPLICE_RE").match(line) and not (prompts and is_prompt(line)):
+            return bool(pattern("HEADER_RE").match(line))
     return False
 
 

@@ -30,13 +30,17 @@ from __future__ import annotations
 import codecs
 import re
 from bisect import bisect_right
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import InputError, Location
 from ..model import (MAX_DEVICES, Bar, BarKind, Device, Msix, bar_size_problem, driver_problem,
                      module_problem, rom_size_problem, slot_problem, text_problem)
 from ..units import parse_size, quote
 from .detect import HEADER_RE, SPLICE_RE, is_prompt
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: it costs `which` start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 # lspci.c show_verbose ends the device line with " (rev %02x)" and " (prog-if %02x [name])".
 _TRAILER_RE = re.compile(
@@ -78,23 +82,26 @@ INFERRED_INDEX_NOTE = ("BAR numbers inferred from order (lspci -v prints no 'Reg
 _SLOT = r"(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]"  # detect.HEADER_RE's slot
 _BLOCK_START = re.compile(r"\n(?=" + _SLOT + " )")  # ends just before a device line
 _DEVICE_LINE = re.compile("(" + _SLOT + ") ([^\n]*)")  # matched where a block starts
-# Where a block needs reading line by line: a line that is neither blank, nor a device line, nor
-# a tab and then something other than whitespace (a prompt, the rest of a line a pcilib warning
-# cut, spaces for tabs), or one or two tabs and then other whitespace or nothing (deeper lines
-# are never read, and lspci prints some as "\t\t\t 10BitTagComp-"); and a block that holds a
-# warning (SPLICE_RE's two words).
-_IRREGULAR = re.compile(r"\n(?:(?!" + _SLOT + r" )[^\t\n]|\t\t?[^\S\t\n]|\t(?![^\n]))")
+# A block holding a warning (SPLICE_RE's two words, found by what they share) is read line by line.
 _SPLICE_WORDS = ("pcilib: ", "lspci: ")
 # The lines a Device is built from, each with the "\n" before it, one tab deep: those
 # _parse_block acts on (BARs, subsystem, driver, modules, "Flags:"/"Control:", "<access
 # denied>"), and the MSI-X capability with the lines under it (its table and PBA lines: up to the
-# next line one tab deep).  In a block that holds "Expansion ROM at", also every line one tab
-# deep that holds it (lspci prints it at the start; _parse_block looks for it anywhere).
-_FACTS = (r"\n\t(?:(?:Region |Memory at|I/O ports at|\[virtual\] |Subsystem:|Kernel |Flags:|Control:"
+# next line one tab deep; blank lines and lines deeper than two tabs do not end it).  In a block
+# that holds "Expansion ROM at", also every line one tab deep that holds it (lspci prints it at
+# the start; _parse_block looks for it anywhere).
+# First, and shorter than any of those (at most 4 characters), the lines that make a block
+# irregular, to be read line by line: one that is not blank and does not start with a tab (a
+# prompt, the rest of a line a warning cut, spaces for tabs), and one or two tabs followed by
+# other whitespace, or a tab alone (deeper lines are never read, and lspci prints some as
+# "\t\t\t 10BitTagComp-").
+_FACTS = (r"\n(?:[^\t\n]|\t(?:[^\S\t\n]|\t[^\S\t\n]|(?![^\n])"
+          r"|(?:Region |Memory at|I/O ports at|\[virtual\] |Subsystem:|Kernel |Flags:|Control:"
           r"|Capabilities: <access denied>)[^\n]*"
-          r"|Capabilities: \[[0-9a-f]+\] MSI-X:[^\n]*(?:\n(?=\n)|\n\t\t[^\n]*)*{rom})")
+          r"|Capabilities: \[[0-9a-f]+\] MSI-X:[^\n]*(?:\n(?=\n)|\n\t\t(?:\t|(?=\n)|(?=\S))[^\n]*)*{rom}))")
 _FACTS_RE = re.compile(_FACTS.replace("{rom}", ""))
 _FACTS_ROM_RE = re.compile(_FACTS.replace("{rom}", r"|(?=[^\t\n])[^\n]*?Expansion ROM at[^\n]*"))
+_IRREGULAR_LEN = 5  # a fact _FACTS gives shorter than this is an irregular line
 _ROM_WORDS = "Expansion ROM at"
 
 READ_BYTES = 64 * 1024  # read at a time from a file: memory holds this and one device block
@@ -135,35 +142,59 @@ def parse(text: str, path: str = "<stdin>") -> list[Device]:
     return devices
 
 
-def read(binary: BinaryIO, path: str, head: bytes = b"") -> Iterator[Device]:
+def decoder() -> codecs.IncrementalDecoder:
+    """UTF-8 with bad bytes replaced (``sources.decode`` says why lspci output may hold them),
+    a character cut between two reads decoded whole."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+def read(binary: BinaryIO, path: str, head: bytes = b"", decoding: codecs.IncrementalDecoder | None = None,
+         text: str = "") -> Iterator[Device]:
     """The devices of an lspci dump in a binary file, each as soon as its block ends: memory
     holds one read and one block however large the file.  ``head``: its first bytes, already
-    read.  Bytes are decoded as UTF-8 with bad bytes replaced (``sources.decode`` says why lspci
-    output may hold them), a byte-order mark dropped."""
+    read; or ``text``, those bytes as ``decoding`` (a ``decoder()``) decoded them.  A
+    byte-order mark is dropped."""
     reader = _Reader(path)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    if decoding is None:
+        decoding = decoder()
+        text = decoding.decode(head)
     first = True
     while True:
-        data = head or binary.read(READ_BYTES)
-        head = b""
-        text = decoder.decode(data, final=not data)
+        data = binary.read(READ_BYTES)
+        if not data:
+            text += decoding.decode(b"", final=True)
         if first and text:
             text, first = text.removeprefix("\ufeff"), False
         yield from reader.feed(text, final=not data)
         if not data:
             break
+        text = decoding.decode(data)
     reader.finish()
 
 
-def _blocks_holding(buffer: str, words: tuple[str, ...], starts: list[int], end: int) -> set[int]:
-    """The blocks (indices into ``starts``) holding one of ``words`` before ``end``."""
+def _blocks_holding(buffer: str, starts: list[int], end: int, word: str) -> set[int]:
+    """The blocks (indices into ``starts``) holding ``word`` before ``end``."""
     found = set()
-    for word in words:
-        at = buffer.find(word, 0, end)
-        while at >= 0:
+    at = buffer.find(word, 0, end)
+    while at >= 0:
+        k = bisect_right(starts, at) - 1
+        found.add(k)
+        at = buffer.find(word, starts[k + 1], end)
+    return found
+
+
+def _blocks_warned(buffer: str, starts: list[int], end: int) -> set[int]:
+    """The blocks holding one of _SPLICE_WORDS before ``end`` (one search for the "pci" both
+    hold: lspci output has few others, such as "pcieport")."""
+    found = set()
+    at = buffer.find("pci", 0, end)
+    while at >= 0:
+        if buffer.startswith("pcilib: ", at, end) or at >= 2 and buffer.startswith("lspci: ", at - 2, end):
             k = bisect_right(starts, at) - 1
             found.add(k)
-            at = buffer.find(word, starts[k + 1], end)
+            at = buffer.find("pci", starts[k + 1], end)
+        else:
+            at = buffer.find("pci", at + 3, end)
     return found
 
 
@@ -201,31 +232,30 @@ class _Reader:
         complete = count if final else count - 1
         starts.append(len(buffer))
         end = starts[complete]
-        odd = _blocks_holding(buffer, _SPLICE_WORDS, starts, end)
-        for m in _IRREGULAR.finditer(buffer, 0, end):
-            odd.add(bisect_right(starts, m.start()) - 1)
+        odd = _blocks_warned(buffer, starts, end)
         if not _DEVICE_LINE.match(buffer):
             odd.add(0)  # what precedes the first device line: prompts, warnings, or no lspci at all
-        rom = _blocks_holding(buffer, (_ROM_WORDS,), starts, end)
+        rom = _blocks_holding(buffer, starts, end, _ROM_WORDS)
         path, parsed, line = self.path, _parsed, self.line
         k = 0
         while k < complete:
             start, end = starts[k], starts[k + 1]
             if k not in odd:
                 m = _DEVICE_LINE.match(buffer, start)
-                self._count(line)
                 facts = (_FACTS_ROM_RE if k in rom else _FACTS_RE).findall(buffer, m.end(), end)
-                key = m.group(2) + "".join(facts)
-                hit = parsed.get(key)
-                if hit is not None:
-                    yield _at(hit[0], hit[1], m.group(1), f"{path}:{line}")
-                else:
-                    yield self._device(m.group(1), m.group(2), line, key, buffer, m.end(), end,
-                                       lambda pos, line=line, start=start:
-                                       line + buffer.count("\n", start, pos) + 1)
-                line += buffer.count("\n", start, end)
-                k += 1
-                continue
+                if not facts or min(map(len, facts)) >= _IRREGULAR_LEN:
+                    self._count(line)
+                    key = m.group(2) + "".join(facts)
+                    hit = parsed.get(key)
+                    if hit is not None:
+                        yield _at(hit[0], hit[1], m.group(1), f"{path}:{line}")
+                    else:
+                        yield self._device(m.group(1), m.group(2), line, key, buffer, m.end(), end,
+                                           lambda pos, line=line, start=start:
+                                           line + buffer.count("\n", start, pos) + 1)
+                    line += buffer.count("\n", start, end)
+                    k += 1
+                    continue
             # Line by line, from here to the end of a block whose last line no warning cut
             # (the rest of a cut line is on the next line: it is joined back, as printed).
             j = k + 1

@@ -7,8 +7,6 @@ must never change an answer.  The format is documented in README.md.
 
 from __future__ import annotations
 
-import re
-from typing import Any
 
 import yaml
 
@@ -18,6 +16,10 @@ from ..model import (BAR_SLOTS, MAX_DEVICES, MSIX_OFFSET_LIMIT, Bar, BarKind, De
                      text_problem)
 from ..units import format_size, parse_size, quote
 from .detect import RECORD_KEYS
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: it costs `which` start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT_VERSION = 1
 _TOP_KEYS = RECORD_KEYS
@@ -33,8 +35,24 @@ MAX_NODES = 1_000_000
 _INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_INT_CHARS = 40  # "0x" and 16 hex digits, or 20 decimal ones, with room for '_' separators
-_HEX_INT_RE = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
-_ID_PAIR_RE = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex(text: str, most: int, least: int = 1) -> bool:
+    """re.fullmatch("[0-9a-fA-F]{least,most}", text), without compiling patterns at start-up
+    (each cost `which` more than reading the record)."""
+    return least <= len(text) <= most and _HEX_DIGITS.issuperset(text)
+
+
+def is_hex_int(text: str) -> bool:
+    """re.fullmatch(r"(?:0[xX])?[0-9a-fA-F]{1,16}", text)."""
+    return is_hex(text[2:] if text[:2] in ("0x", "0X") else text, 16)
+
+
+def is_id_pair(text: str) -> bool:
+    """re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text)."""
+    return len(text) == 9 and text[4] == ":" and is_hex(text[:4], 4, 4) and is_hex(text[5:], 4, 4)
+
 # libyaml's parser when PyYAML was built with it (fast); the pure-Python one otherwise.  Both
 # keep their nesting in a list, not on the call stack; only composing nodes recurses, and that
 # is done here, iteratively.
@@ -213,13 +231,13 @@ class _Reader:
             raise self.fail(node, f"{what} must be a number")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and hex_ok and _HEX_INT_RE.fullmatch(value):
+        if isinstance(value, str) and hex_ok and is_hex_int(value):
             return int(value, 16)
         raise self.fail(node, f"{what} must be a number, got {quote(value)}")
 
     def hex_number(self, node: yaml.Node, what: str, digits: int) -> int:
         text = self.text(node, what)
-        if not re.fullmatch(f"[0-9a-fA-F]{{1,{digits}}}", text):
+        if not is_hex(text, digits):
             raise self.fail(node, f"{what} must be 1 to {digits} hex digits like"
                                   f" {'0107'[-digits:]}, got {quote(text)}")
         return int(text, 16)
@@ -256,7 +274,7 @@ class _Reader:
 
     def id_pair(self, node: yaml.Node, what: str) -> tuple[int, int]:
         text = self.text(node, what)
-        if not _ID_PAIR_RE.fullmatch(text):
+        if not is_id_pair(text):
             raise self.fail(node, f"{what} must look like '1000:0097', got {quote(text)}")
         return int(text[:4], 16), int(text[5:], 16)
 
