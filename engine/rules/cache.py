@@ -31,7 +31,6 @@ may claim the device (decoding all of them was most of a warm `which`'s work).
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 from pathlib import Path
@@ -83,12 +82,46 @@ def _hook(obj: dict):
 
 def dumps(value) -> bytes:
     """The AST (or tuple of nodes) as cache bytes; TypeError/RecursionError if it cannot be."""
+    import json
     return json.dumps(_encode(value), separators=(",", ":")).encode("utf-8")
 
 
 def loads(data: bytes):
     """The AST back from ``dumps``; ValueError (or RecursionError) for anything else."""
-    return json.loads(data, object_hook=_hook)
+    return _json_loads(data, _hook)
+
+
+class _Decoding:
+    """The settings json.loads gives its scanner (json.JSONDecoder's defaults), with a hook."""
+
+    strict = True
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+    def __init__(self, object_hook) -> None:
+        self.object_hook = object_hook
+
+
+def _json_loads(data: bytes, object_hook=None):
+    """json.loads(data, object_hook=...) for the cache's own (ASCII) JSON, on the scanner the
+    json module itself uses, without importing json: a warm `which` reads the cache and
+    writes none, and importing the json package (its encoder and its regular expressions)
+    cost it more than reading the cache."""
+    try:
+        from _json import make_scanner
+    except ImportError:  # a Python without the C scanner: the json module's own
+        import json
+        return json.loads(data, object_hook=object_hook)
+    text = data.decode("utf-8", "surrogatepass")
+    try:
+        value, end = make_scanner(_Decoding(object_hook))(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON document")
+    return value
 
 
 def key_of(material: bytes) -> str:
@@ -138,7 +171,7 @@ def _parse(data: bytes, material: bytes) -> list[Row] | None:
     start = head_end + 1
     if data[start:start + m_len] != material:
         return None
-    index = json.loads(data[start + m_len:start + m_len + i_len])
+    index = _json_loads(data[start + m_len:start + m_len + i_len])
     base = start + m_len + i_len
     rows = []
     for path, name, includes, keys, *places in index:  # a wrong shape raises ValueError or TypeError
@@ -171,6 +204,7 @@ def put(directory: Path | None, material: bytes, rows: list[tuple]) -> None:
                 payloads.append(payload)
                 offset += len(payload)
             index.append([path, name, list(includes), keys[0] if keys else None, *places])
+        import json
         index_bytes = json.dumps(index, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         return  # an AST too deep or odd to store: answer without a cache
