@@ -275,39 +275,51 @@ def rule_files(paths: list[Path]) -> list[Path]:
     `check`, `fmt`, `test` and `which --rules` all read through here, so none of
     them reads (or `fmt` rewrites) a file outside the roots it was given.
     """
-    out: list[Path] = []
+    return [Path(f) for f in _rule_file_names(paths)]
+
+
+def _rule_file_names(paths: list[Path]) -> list[str]:
+    """rule_files as the strings of its paths, in the same order (making a Path of each file
+    cost a warm `which` more than reading them)."""
+    out: list[str] = []
     errors: list[RuleError] = []
     for p in paths:
         if p.is_dir():
             root, found = p.resolve(), []
-            for f, plain in sorted(_rules_under(p)):
+            for f, plain in _rules_under(p):
                 if plain:  # no symlink on the way from p: inside the root, and a file
                     out.append(f)
                 else:
                     found.append(f)
+            found.sort(key=_path_order)
         elif p.is_file():
-            root, found = p.parent.resolve(), [p]
+            root, found = p.parent.resolve(), [str(p)]
         else:
             raise RuleErrors([RuleError("no such rule file or directory", Location(str(p)))])
         for f in found:
-            target = f.resolve()
+            target = Path(f).resolve()
             if not target.is_relative_to(root):
                 errors.append(RuleError(f"reached through a symlink that leaves the rule root {root}"
-                                        f" (it points to {target}): refused", Location(str(f))))
+                                        f" (it points to {target}): refused", Location(f)))
             elif target.is_file():
                 out.append(f)
     if errors:
         raise RuleErrors(errors)
-    return sorted(set(out))
+    return sorted(set(out), key=_path_order)
 
 
-def _rules_under(top: Path) -> list[tuple[Path, bool]]:
+def _path_order(path: str) -> list[str]:
+    """The order of Path(path) among Paths (their parts, the root "/" one of them)."""
+    return ["/", *path[1:].split("/")] if path.startswith("/") else path.split("/")
+
+
+def _rules_under(top: Path) -> list[tuple[str, bool]]:
     """What ``top.rglob("*.rules")`` finds, each with whether it is a regular file reached
     without a symlink (directory entries' own types: no stat, no resolve, which cost a warm
     `which` more than the rest of loading the library).  Like rglob it does not descend into
     symlinked directories and skips a directory it may not read."""
-    found: list[tuple[Path, bool]] = []
-    stack = [top]
+    found: list[tuple[str, bool]] = []
+    stack = [str(top)]
     while stack:
         folder = stack.pop()
         try:
@@ -315,6 +327,7 @@ def _rules_under(top: Path) -> list[tuple[Path, bool]]:
                 entries = list(it)
         except PermissionError:
             continue
+        prefix = "" if folder == "." else folder if folder.endswith("/") else folder + "/"  # as str(Path / name)
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
@@ -322,24 +335,24 @@ def _rules_under(top: Path) -> list[tuple[Path, bool]]:
                 is_dir = False
             link = entry.is_symlink()
             if is_dir and not link:
-                stack.append(folder / entry.name)
+                stack.append(prefix + entry.name)
             if entry.name.endswith(".rules"):
-                found.append((folder / entry.name, not link and entry.is_file(follow_symlinks=False)))
+                found.append((prefix + entry.name, not link and entry.is_file(follow_symlinks=False)))
     return found
 
 
-def _layered(paths: list[Path]) -> list[Path]:
+def _layered(paths: list[Path]) -> list[str]:
     """The rule files of several roots, a later root's file replacing an earlier root's of the
     same name: `which --rules mine/` over the shipped rules lets an author try a new mpt3sas.rules."""
-    by_stem: dict[str, tuple[int, list[Path]]] = {}
+    by_stem: dict[str, tuple[int, list[str]]] = {}
     for n, root in enumerate(paths):
-        for f in rule_files([root]):
-            stem = f.name.removesuffix(".rules")  # stem_of, without another Path
+        for f in _rule_file_names([root]):
+            stem = os.path.basename(f).removesuffix(".rules")  # stem_of, without a Path
             if stem in by_stem and by_stem[stem][0] == n:
                 by_stem[stem][1].append(f)  # same name twice in one root: check reports it
             else:
                 by_stem[stem] = (n, [f])
-    return sorted(f for _, found in by_stem.values() for f in found)
+    return sorted((f for _, found in by_stem.values() for f in found), key=_path_order)
 
 
 def _roots(paths: list[Path]) -> list[Path]:
@@ -359,14 +372,15 @@ def cache_dir() -> Path | None:
 def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
     """Parse, check and compile every rule file under ``paths`` (default: the shipped rules/)."""
     paths = paths or [DEFAULT_ROOT]
-    files = _layered(paths)
-    roots = _roots(paths)
-    texts = {str(f): f.read_bytes() for f in files}
+    texts = {}
+    for f in _layered(paths):
+        with open(f, "rb") as fh:
+            texts[f] = fh.read()
     material = _cache_material(texts)
     entries = _cache_get(material) if use_cache else None
     if entries is not None:
         return Library(entries, from_cache=True, texts=texts)
-    parsed = _parse_all(texts, roots)
+    parsed = _parse_all(texts, _roots(paths))
     resolved = {str(Path(p).resolve()): p for p in parsed}
     entries = {path: _Entry(f.name or stem_of(path), tuple(f.matches),
                             tuple(resolved[str(_resolve_include(path, inc))] for inc in f.includes),
