@@ -8,17 +8,22 @@
    is the one library it cannot avoid; the first run's cost is printed separately.
    Both run with bytecode caching on, as in any installed Python (a
    PYTHONDONTWRITEBYTECODE=1 environment would recompile barsafe on every run).
+   With --callgrind (valgrind installed), also each command's instruction count under
+   `valgrind --tool=callgrind`: deterministic, so a change's effect shows on a busy machine
+   where wall times wander.
 2. audit over the shared dumps (../shared/corpus/lspci) and the corpus
    records at 4K/16K/64K: devices/s, MB/s, and the audit process's own peak RSS
    (wait4 on that one process, not the maximum over every child this script ran).
 
-    python benchmarks/bench_which_audit.py [--pairs N]
+    python benchmarks/bench_which_audit.py [--pairs N] [--callgrind]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,11 +46,26 @@ def wall(cmd: list[str], env: dict) -> float:
     return time.perf_counter() - start
 
 
+def instructions(cmd: list[str], env: dict, scratch: str) -> int:
+    """Instructions the process executed (callgrind's "I refs"), its children not counted."""
+    out = os.path.join(scratch, "callgrind.out")
+    run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    found = re.search(r"refs:\s+([0-9,]+)", run.stderr)
+    if run.returncode != 0 or not found:
+        raise SystemExit(f"valgrind failed on {' '.join(cmd)}: {run.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=15)
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions with valgrind --tool=callgrind (deterministic)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as cache:
+    if args.callgrind and not shutil.which("valgrind"):
+        raise SystemExit("--callgrind needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as scratch:
         env = dict(os.environ, BARSAFE_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         cold = wall(WHICH, env)  # fills the rule cache
@@ -61,6 +81,10 @@ def main() -> int:
               f" import yaml: median {statistics.median(b) * 1e3:7.1f} ms")
         print(f"ratio which / import yaml: median {statistics.median(ratios):.2f}x"
               f" (min {min(ratios):.2f}, max {max(ratios):.2f}; target <= 1.3x)")
+        if args.callgrind:
+            a_ins, b_ins = instructions(WHICH, env, scratch), instructions(BASELINE, env, scratch)
+            print(f"instructions (callgrind): which {a_ins / 1e6:.1f}M, import yaml {b_ins / 1e6:.1f}M:"
+                  f" {a_ins / b_ins:.2f}x")
 
         inputs = [str(p) for p in sorted(SHARED.glob("*.txt"))] if SHARED.is_dir() else []
         inputs.append(str(ROOT / "corpus" / "devices"))

@@ -1,0 +1,72 @@
+"""`barsafe which` start-up (README Benchmarks): what a warm run must not load, and the
+cheap stand-ins start-up uses for what it no longer loads."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.sources import detect, record
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "corpus" / "devices" / "seed" / "lsi-sas3008-1000-0097.yaml"
+
+# Each of these cost a warm `which` on the seed from 1 % to 20 % of `python -c "import yaml"`:
+# dataclasses (inspect), typing, json, shutil (argparse's terminal width), lark (the grammar),
+# networkx (include graphs).  Annotations name typing's types under TYPE_CHECKING.
+NOT_ON_THE_WARM_PATH = ("dataclasses", "inspect", "typing", "json", "shutil", "lark", "networkx")
+
+
+def loaded_by_which(env: dict, argv: list[str]) -> tuple[int, list[str]]:
+    """(exit code, which of NOT_ON_THE_WARM_PATH were loaded) of `barsafe ARGV` in a new process."""
+    code = ("import io, sys\n"
+            "from contextlib import redirect_stdout\n"
+            "from engine.cli import main\n"
+            "with redirect_stdout(io.StringIO()):\n"
+            f"    rc = main({argv!r})\n"
+            f"print(rc, *sorted(m for m in {NOT_ON_THE_WARM_PATH!r} if m in sys.modules))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    rc, *loaded = run.stdout.split()
+    return int(rc), loaded
+
+
+def test_a_warm_which_loads_none_of_the_expensive_modules(tmp_path):
+    env = {**os.environ, "BARSAFE_CACHE_DIR": str(tmp_path / "cache")}
+    argv = ["which", str(SEED), "--page-size", "64K", "--no-io-space"]
+    _, first = loaded_by_which(env, argv)
+    assert {"lark", "networkx"} <= set(first)  # the first run parses the rules and fills the cache
+    assert loaded_by_which(env, argv) == (0, [])
+
+
+def test_record_hex_checks_are_the_patterns_they_replace():
+    rng = random.Random(20261203)
+    alphabet = "0123456789abcdefABCDEFxXg: _-\u0661\uff10"  # and a non-ASCII digit or two
+    hex_int = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
+    id_pair = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}")
+    hits = 0
+    for _ in range(20_000):
+        text = rng.choice(["", "0x", "0X"]) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 19)))
+        assert record.is_hex_int(text) == bool(hex_int.fullmatch(text)), text
+        assert record.is_id_pair(text) == bool(id_pair.fullmatch(text)), text
+        for digits in (1, 2, 4):
+            assert record.is_hex(text, digits) == bool(re.fullmatch(f"[0-9a-fA-F]{{1,{digits}}}", text))
+        hits += record.is_hex_int(text)
+    assert hits > 100
+    assert record.is_id_pair("1000:0097") and not record.is_id_pair("1000:00971")
+
+
+def test_lspci_patterns_compile_when_first_used():
+    assert detect.HEADER_RE is detect.pattern("HEADER_RE")
+    assert detect.HEADER_RE.match("0000:03:00.0 RAID bus controller [0104]: x").group("slot") == "0000:03:00.0"
+    assert detect.is_prompt("$ sudo lspci -vvvnn") and not detect.is_prompt("03:00.0 x")
+    try:
+        detect.NO_SUCH_PATTERN
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a name detect does not have must be an AttributeError")
