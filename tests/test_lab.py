@@ -185,5 +185,6 @@ def test_every_layout_the_lab_observed_is_simulates(path):
             assert predicted.layout is not None, (r["target"], predicted.refused)
             observed = guest_device(r["guest_lspci"], device)
             assert compare.layout_differences(predicted, observed) == [], r["target"]
+            assert r["layout_equal_to_simulate"] is True and r["agrees"] is True, r  # as verify saw it
         else:
             assert compare.refusal_agrees(predicted.refused, r["qemu_message"]), (r["target"], predicted.refused)

@@ -171,15 +171,13 @@ def test_sas3008_from_the_seed_thread_prints_and_parses_as_lspci_shows_it():
     assert facts(from_lspci) == facts(from_sysfs) == facts(SAS3008)
 
 
-# L1's sysfs `resource` of the lab's megasas-gen2-noio after lab/l1.py left BAR0 unassigned
-# (pci=nobar, root port removed and rescanned): real, from lab/l1.py's log of that run.  BAR0's
-# line is all zeros: the kernel emptied the resource (arch/x86/pci/common.c
+# L1's sysfs of the lab's megasas-gen2-noio after lab/l1.py left BAR0 unassigned (pci=nobar, root
+# port removed and rescanned), as lab/l1.py copied it (python -m lab.run --devices
+# megasas-gen2-noio, 2026-12-03): real.  BAR0's config dword reads 0x00000001 (I/O, no address) and
+# its resource line is all zeros: the kernel emptied the resource (arch/x86/pci/common.c
 # pcibios_fixup_device_resources), so VFIO reports region 0 with size 0.
-L1_NOIO_RESOURCE = ("0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
-                    "0x0000000080040000 0x0000000080043fff 0x0000000000140204\n"
-                    "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
-                    "0x0000000080000000 0x000000008003ffff 0x0000000000140204\n"
-                    + "0x0000000000000000 0x0000000000000000 0x0000000000000000\n" * 9)
+L1_NOIO = Path(__file__).parent / "data" / "verify" / "l1-megasas-gen2-noio"
+L1_NOIO_RESOURCE = (L1_NOIO / "resource").read_text()
 MEGASAS = Device("0000:01:00.0", vendor=0x1000, device=0x0079, subsystem_vendor=0x1000,
                  subsystem_device=0x9261, class_code=0x0104, revision=0,
                  bars=(Bar(0, BarKind.IO, 256, assigned=False), Bar(1, BarKind.MEM64, 16 * KiB),
@@ -212,3 +210,21 @@ def test_an_emptied_resource_is_an_unassigned_bar_that_qemu_never_sees(register)
     for device in (from_sysfs, from_lspci):
         slot = qemu_view(device, Platform(4 * KiB, io_space=True))[0]
         assert (slot.size, slot.ioport) == (0, False)
+
+
+def test_l1s_real_sysfs_of_the_unassigned_bar_reads_as_the_lab_case_records_it():
+    import yaml
+    from engine.relocate import qemu_view
+    from engine.model import Platform
+    from engine.sources import record
+    config = (L1_NOIO / "config").read_bytes()
+    assert struct.unpack_from("<I", config, 0x10)[0] == 0x00000001
+    assert L1_NOIO_RESOURCE.splitlines()[0] == "0x0000000000000000 0x0000000000000000 0x0000000000000000"
+    device = sysfs.read_device(L1_NOIO)
+    case = Path(__file__).resolve().parents[1] / "corpus" / "cases" / "lab-megasas-gen2-noio.yaml"
+    node = next(v for k, v in yaml.compose(case.read_text(), Loader=yaml.SafeLoader).value if k.value == "device")
+    recorded = record.device_from_node(node, str(case))
+    assert device.bars == recorded.bars and device.bar(0) == Bar(0, BarKind.IO, 0, assigned=False)
+    assert device.msix == Msix(15, 1, 0x2000, 1, 0x3800, enabled=True)  # L1's megaraid_sas had it then
+    slot = qemu_view(device, Platform(4 * KiB, io_space=True))[0]
+    assert (slot.size, slot.ioport) == (0, False)
