@@ -74,6 +74,9 @@ def main() -> int:
             shutil.copytree(SHARED, fleet / f"host{i:05d}", ignore=shutil.ignore_patterns("*.tsv", "*.md"))
         size = sum(p.stat().st_size for p in fleet.rglob("*.txt"))
         env = dict(os.environ, BARSAFE_CACHE_DIR=str(Path(tmp) / "cache"), PYTHONPATH=str(ROOT))
+        # Bytecode cached, as in any installed Python (PYTHONDONTWRITEBYTECODE=1 would compile
+        # barsafe's modules again in every audit run): the first run below writes it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         audit = [sys.executable, "-m", "engine", "audit", str(fleet), "--format", "json",
                  "--page-size", "4K,16K,64K"]
         floor = [sys.executable, "-c", FLOOR, str(fleet)]

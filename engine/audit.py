@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from array import array
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import NamedTuple
 
 from . import __version__
@@ -28,10 +29,10 @@ COUNTS = ("safe", "warn", "forbid", "refused", "no_pick")
 _KEY_FIELDS = tuple(f.name for f in fields(Device) if f.name not in ("slot", "origin"))
 
 
-def device_key(device: Device) -> tuple:
-    """What decides a device's answer: everything but its slot (IDs, layout, driver, modules).
-    A plain tuple: dataclasses.replace(device, slot=None) would check the whole device again."""
-    return tuple([getattr(device, name) for name in _KEY_FIELDS])
+# device_key(device): what decides a device's answer, everything but its slot (IDs, layout,
+# driver, modules), as a plain tuple (dataclasses.replace(device, slot=None) would check the
+# whole device again), built in C.
+device_key = attrgetter(*_KEY_FIELDS)
 DETAIL_LIMIT = 1000  # distinct devices whose candidate tables (every candidate, its reasons) are kept
 MEMO_LIMIT = 30_000  # distinct devices whose verdicts are kept when nothing is listed per device (jsonl,
 # parquet): bounds memory on fleets of unlike hosts
@@ -144,17 +145,21 @@ class Audit:
         self.strategies = list(strategies) + [BARSAFE]
         self.io_space = io_space
         self.per_device = per_device
-        self.cells = {(s, p): Cell() for s in self.strategies for p in self.page_sizes}
+        self._cells = {(s, p): Cell() for s in self.strategies for p in self.page_sizes}
         self.inputs = 0
         self.failed_inputs: list[str] = []
         self.broken_capabilities: list[dict] = []  # not a relocation question: kept out of the verdicts
-        self.mined_devices = 0  # devices judged by a mined (not reviewed) rule set
+        self._mined_devices = 0  # devices judged by a mined (not reviewed) rule set
         # Each distinct device (everything but its slot) is a kind, judged once per page size for
         # the whole run: a fleet holds the same device many times over.
         self._kind_index: dict[tuple, int] = {}
         self._kinds: list[Device] = []  # the first copy of each
         self._kind_verdicts: list[list[Verdict]] = []  # per kind, one per page size
         self._kind_copies: list[int] = []
+        # The counters are added up per kind when read (cells, mined_devices): a fleet's inputs
+        # bring the same kinds again and again, and counting each input's copies into every
+        # strategy's cell at every page size was most of merging an input.
+        self._kind_counted = array("Q")  # per kind: its copies already in the counters
         # Per device, in input order (per_device): its kind and slot; per input holding any, its
         # name and where its devices start.  Twelve bytes a device and its slot, interned.
         self._device_kind = array("I")
@@ -170,7 +175,6 @@ class Audit:
             return None
         kind = self._kind(device_key(device), device)
         verdicts = self._kind_verdicts[kind]
-        self._count(verdicts, 1)
         self._kind_copies[kind] += 1
         self._list(verdicts, device.slot, name)
         if self.per_device:
@@ -192,7 +196,6 @@ class Audit:
         kinds = []
         for device, n in zip(tally.devices, tally.counts):
             kind = self._kind(device_key(device), device)
-            self._count(self._kind_verdicts[kind], n)
             self._kind_copies[kind] += n
             kinds.append(kind)
         per_device = [self._kind_verdicts[k] for k in kinds]
@@ -220,6 +223,8 @@ class Audit:
         kind = self._kind_index.get(key)
         if kind is None:
             if not self.per_device and len(self._kinds) >= MEMO_LIMIT:  # nothing refers to them
+                self._count()
+                self._kind_counted = array("Q")
                 self._kind_index.clear()
                 self._kinds.clear()
                 self._kind_verdicts.clear()
@@ -229,20 +234,39 @@ class Audit:
             self._kinds.append(device)
             self._kind_verdicts.append([self._judge(device, page, detail) for page in self.page_sizes])
             self._kind_copies.append(0)
+            self._kind_counted.append(0)
         return kind
 
-    def _count(self, verdicts: list[Verdict], n: int) -> None:
-        """The counters, for n copies of one device."""
-        for page, v in zip(self.page_sizes, verdicts):
-            if v.mined and page == self.page_sizes[0]:
-                self.mined_devices += n
-            needs_relocation = v.needs_relocation
-            for name, (bucket, _, _) in zip(self.strategies, v.strategies):
-                cell = self.cells[(name, page)]
-                cell.devices += n
-                if needs_relocation:
-                    cell.needs_relocation += n
-                    setattr(cell, bucket, getattr(cell, bucket) + n)
+    @property
+    def cells(self) -> dict[tuple[str, int], Cell]:
+        """Per (strategy, page size): its counters and broken devices."""
+        self._count()
+        return self._cells
+
+    @property
+    def mined_devices(self) -> int:
+        """Devices judged by a mined (not reviewed) rule set."""
+        self._count()
+        return self._mined_devices
+
+    def _count(self) -> None:
+        """Each kind's copies not counted yet, into the counters."""
+        counted = self._kind_counted
+        for kind, copies in enumerate(self._kind_copies):
+            n = copies - counted[kind]
+            if not n:
+                continue
+            counted[kind] = copies
+            for page, v in zip(self.page_sizes, self._kind_verdicts[kind]):
+                if v.mined and page == self.page_sizes[0]:
+                    self._mined_devices += n
+                needs_relocation = v.needs_relocation
+                for name, (bucket, _, _) in zip(self.strategies, v.strategies):
+                    cell = self._cells[(name, page)]
+                    cell.devices += n
+                    if needs_relocation:
+                        cell.needs_relocation += n
+                        setattr(cell, bucket, getattr(cell, bucket) + n)
 
     def _list(self, verdicts: list[Verdict], slot: str | None, name: str | None) -> None:
         """The lists, for one device at ``slot`` of input ``name``: its broken capability, what
@@ -253,7 +277,7 @@ class Audit:
             if v.needs_relocation and v.any_broken:
                 for strategy, (_, broken, _) in zip(self.strategies, v.strategies):
                     if broken is not None:
-                        self.cells[(strategy, page)].broken.append({"input": name, "slot": slot, **broken})
+                        self._cells[(strategy, page)].broken.append({"input": name, "slot": slot, **broken})
 
     def _judge(self, device: Device, page: int, detail: bool = False) -> Verdict:
         a = answer(device, Platform(page, self.io_space), self.library)
@@ -323,6 +347,7 @@ class Audit:
         return out
 
     def result(self) -> dict:
+        cells = self.cells
         return {
             "barsafe_version": __version__,
             "rules_version": self.library.version,
@@ -332,7 +357,7 @@ class Audit:
             "inputs_failed": sorted(self.failed_inputs),
             "broken_capabilities": self.broken_capabilities,
             "mined_rule_devices": self.mined_devices,
-            "strategies": {s: {format_size(p): self.cells[(s, p)].as_dict() for p in self.page_sizes}
+            "strategies": {s: {format_size(p): cells[(s, p)].as_dict() for p in self.page_sizes}
                            for s in self.strategies},
             "kinds": [self._kind_result(k) for k in range(len(self._kinds))] if self.per_device else [],
             "hosts": self.hosts(),

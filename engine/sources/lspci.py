@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import codecs
 import re
-from bisect import bisect_right
 from collections.abc import Callable, Iterator
 
 from ..errors import InputError, Location
@@ -80,16 +79,21 @@ INFERRED_INDEX_NOTE = ("BAR numbers inferred from order (lspci -v prints no 'Reg
 # --- cutting a dump into device blocks -----------------------------------------------------------
 
 _SLOT = r"(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]"  # detect.HEADER_RE's slot
-_BLOCK_START = re.compile(r"\n(?=" + _SLOT + " )")  # ends just before a device line
-_DEVICE_LINE = re.compile("(" + _SLOT + ") ([^\n]*)")  # matched where a block starts
+# A block starts at a device line after a blank line, as lspci prints them, or, found when the
+# block before is read, right after another line (dumps joined with `cat` often end in no blank
+# line).
+_DEVICE_LINE = re.compile("(" + _SLOT + ") ([^\n]*)")
+_NEXT_DEVICE_LINE = re.compile(r"\n(?=" + _SLOT + " )")
+_DEVICE_LINE_MAX = len("12345678:00:00.0 ")  # enough text to tell whether a line is one
 # A block holding a warning (SPLICE_RE's two words, found by what they share) is read line by line.
 _SPLICE_WORDS = ("pcilib: ", "lspci: ")
 # The lines a Device is built from, each with the "\n" before it, one tab deep: those
 # _parse_block acts on (BARs, subsystem, driver, modules, "Flags:"/"Control:", "<access
 # denied>"), and the MSI-X capability with the lines under it (its table and PBA lines: up to the
-# next line one tab deep; blank lines and lines deeper than two tabs do not end it).  In a block
-# that holds "Expansion ROM at", also every line one tab deep that holds it (lspci prints it at
-# the start; _parse_block looks for it anywhere).
+# next line one tab deep; blank lines and lines deeper than two tabs do not end it), and the
+# expansion ROM (lspci.c show_rom prints "\tExpansion ROM at", or "\t[virtual] ..."; a block
+# holding the words elsewhere is read line by line, where _FACTS_ROM_RE, for a line holding
+# them anywhere as _parse_block looks for them, is cheap enough).
 # First, and shorter than any of those (at most 4 characters), the lines that make a block
 # irregular, to be read line by line: one that is not blank and does not start with a tab (a
 # prompt, the rest of a line a warning cut, spaces for tabs), and one or two tabs followed by
@@ -97,7 +101,7 @@ _SPLICE_WORDS = ("pcilib: ", "lspci: ")
 # "\t\t\t 10BitTagComp-").
 _FACTS = (r"\n(?:[^\t\n]|\t(?:[^\S\t\n]|\t[^\S\t\n]|(?![^\n])"
           r"|(?:Region |Memory at|I/O ports at|\[virtual\] |Subsystem:|Kernel |Flags:|Control:"
-          r"|Capabilities: <access denied>)[^\n]*"
+          r"|Capabilities: <access denied>|Expansion ROM at)[^\n]*"
           r"|Capabilities: \[[0-9a-f]+\] MSI-X:[^\n]*(?:\n(?=\n)|\n\t\t(?:\t|(?=\n)|(?=\S))[^\n]*)*{rom}))")
 _FACTS_RE = re.compile(_FACTS.replace("{rom}", ""))
 _FACTS_ROM_RE = re.compile(_FACTS.replace("{rom}", r"|(?=[^\t\n])[^\n]*?Expansion ROM at[^\n]*"))
@@ -172,30 +176,21 @@ def read(binary: BinaryIO, path: str, head: bytes = b"", decoding: codecs.Increm
     reader.finish()
 
 
-def _blocks_holding(buffer: str, starts: list[int], end: int, word: str) -> set[int]:
-    """The blocks (indices into ``starts``) holding ``word`` before ``end``."""
-    found = set()
-    at = buffer.find(word, 0, end)
+def _odd(buffer: str, start: int, end: int) -> bool:
+    """Whether buffer[start:end] holds a warning (one of _SPLICE_WORDS, found by the "pci" both
+    hold: lspci output has few others, such as "pcieport"), or "Expansion ROM at" elsewhere
+    than at the start of a line one tab deep or after its "[virtual] " (where lspci prints it)."""
+    at = buffer.find("pci", start, end)
     while at >= 0:
-        k = bisect_right(starts, at) - 1
-        found.add(k)
-        at = buffer.find(word, starts[k + 1], end)
-    return found
-
-
-def _blocks_warned(buffer: str, starts: list[int], end: int) -> set[int]:
-    """The blocks holding one of _SPLICE_WORDS before ``end`` (one search for the "pci" both
-    hold: lspci output has few others, such as "pcieport")."""
-    found = set()
-    at = buffer.find("pci", 0, end)
+        if buffer.startswith("pcilib: ", at, end) or buffer.startswith("lspci: ", at - 2, end):
+            return True
+        at = buffer.find("pci", at + 3, end)
+    at = buffer.find(_ROM_WORDS, start, end)
     while at >= 0:
-        if buffer.startswith("pcilib: ", at, end) or at >= 2 and buffer.startswith("lspci: ", at - 2, end):
-            k = bisect_right(starts, at) - 1
-            found.add(k)
-            at = buffer.find("pci", starts[k + 1], end)
-        else:
-            at = buffer.find("pci", at + 3, end)
-    return found
+        if not (buffer.startswith("\n\t", at - 2, at) or buffer.startswith("\n\t[virtual] ", at - 12, at)):
+            return True
+        at = buffer.find(_ROM_WORDS, at + len(_ROM_WORDS), end)
+    return False
 
 
 class _Reader:
@@ -204,6 +199,9 @@ class _Reader:
     def __init__(self, path: str):
         self.path = path
         self.buffer = ""  # text not read yet: from the start of a block that may go on
+        self.starts = [0]  # where blocks start in the buffer: at 0 (a device line, or what
+        # precedes the first), then at each device line after a blank line
+        self.scan = 0  # where in the buffer to look for more
         self.line = 1  # line number of the buffer's first character
         self.cr = False  # the last piece ended in "\r", kept back in case "\n" follows
         self.devices = 0
@@ -224,25 +222,36 @@ class _Reader:
             if final and text.endswith("\r"):
                 text = text[:-1]
         buffer = self.buffer + text if self.buffer else text
-        # Blocks start at 0 (a device line, or what precedes the first) and before each device
-        # line; each block that ends in the buffer is read (the last, only when it is final).
-        starts = [0]
-        starts += [m.end() for m in _BLOCK_START.finditer(buffer)]
+        size = len(buffer)
+        starts = self.starts
+        at = buffer.find("\n\n", self.scan)
+        while at >= 0:
+            start = at + 2
+            while start < size and buffer[start] == "\n":
+                start += 1
+            if not final and size - start < _DEVICE_LINE_MAX and buffer.find("\n", start) < 0:
+                break  # whether a device line starts here, what follows will tell
+            if _DEVICE_LINE.match(buffer, start):
+                starts.append(start)
+            at = buffer.find("\n\n", start)
+        scan = at if at >= 0 else max(size - 1, 0)
+        # Each block that ends in the buffer is read; the last only when it is final.
         count = len(starts)
         complete = count if final else count - 1
-        starts.append(len(buffer))
-        end = starts[complete]
-        odd = _blocks_warned(buffer, starts, end)
-        if not _DEVICE_LINE.match(buffer):
-            odd.add(0)  # what precedes the first device line: prompts, warnings, or no lspci at all
-        rom = _blocks_holding(buffer, starts, end, _ROM_WORDS)
-        path, parsed, line = self.path, _parsed, self.line
+        starts.append(size)
+        path, parsed, facts_re, line = self.path, _parsed, _FACTS_RE, self.line
         k = 0
         while k < complete:
             start, end = starts[k], starts[k + 1]
-            if k not in odd:
-                m = _DEVICE_LINE.match(buffer, start)
-                facts = (_FACTS_ROM_RE if k in rom else _FACTS_RE).findall(buffer, m.end(), end)
+            m = _DEVICE_LINE.match(buffer, start)  # else what precedes the first device line
+            if m is not None and not _odd(buffer, start, end):
+                facts = facts_re.findall(buffer, m.end(), end)
+                if facts and min(map(len, facts)) < _IRREGULAR_LEN and (
+                        found := _NEXT_DEVICE_LINE.search(buffer, m.end(), end)):
+                    starts.insert(k + 1, found.end())  # the block ends there: read it again
+                    count += 1
+                    complete += 1
+                    continue
                 if not facts or min(map(len, facts)) >= _IRREGULAR_LEN:
                     self._count(line)
                     key = m.group(2) + "".join(facts)
@@ -250,7 +259,7 @@ class _Reader:
                     if hit is not None:
                         yield _at(hit[0], hit[1], m.group(1), f"{path}:{line}")
                     else:
-                        yield self._device(m.group(1), m.group(2), line, key, buffer, m.end(), end,
+                        yield self._device(m.group(1), m.group(2), line, key, facts_re, buffer, m.end(), end,
                                            lambda pos, line=line, start=start:
                                            line + buffer.count("\n", start, pos) + 1)
                     line += buffer.count("\n", start, end)
@@ -269,6 +278,8 @@ class _Reader:
             k = j
         cut = starts[k]
         self.buffer = buffer[cut:]
+        self.starts = [s - cut for s in starts[k:count]] or [0]
+        self.scan = max(scan - cut, 0)
         self.line = line
 
     def _count(self, line: int) -> None:
@@ -277,10 +288,10 @@ class _Reader:
             raise InputError(f"more than {MAX_DEVICES} devices: more functions than a PCI"
                              f" domain has", Location(self.path, line))
 
-    def _device(self, slot: str, rest: str, line: int, key: str, text: str, start: int, end: int,
-                line_at: Callable[[int], int]) -> Device:
-        """A device not seen before: parsed from its key's lines in text[start:end], and kept."""
-        facts = _FACTS_ROM_RE if text.find(_ROM_WORDS, start, end) >= 0 else _FACTS_RE
+    def _device(self, slot: str, rest: str, line: int, key: str, facts: re.Pattern, text: str, start: int,
+                end: int, line_at: Callable[[int], int]) -> Device:
+        """A device not seen before: parsed from its key's lines in text[start:end] (``facts``
+        finds them), and kept."""
         items = [(m.group(), m.start()) for m in facts.finditer(text, start, end)]
         device = _parse_block(slot, rest, items, self.path, line, line_at)
         if len(_parsed) >= CACHE_LIMIT:
@@ -346,7 +357,7 @@ class _Reader:
         hit = _parsed.get(key)
         if hit is not None:
             return _at(hit[0], hit[1], slot, f"{self.path}:{line}")
-        return self._device(slot, rest, line, key, text, 0, len(text),
+        return self._device(slot, rest, line, key, facts, text, 0, len(text),
                             lambda pos: first + numbers[text.count("\n", 0, pos)])
 
     def _depth(self, line: str, number: int, body: list) -> int:
