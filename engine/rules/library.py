@@ -37,6 +37,7 @@ class Ruleset:
     def __init__(self, library: "Library", path: str, name: str):
         self.library, self.path, self.name = library, path, name
         self._parts: tuple[CompiledFile, ...] | None = None
+        self._by_id: tuple[dict, tuple] | None = None  # _lines_for's index, made when first needed
 
     @property
     def matches(self) -> tuple:
@@ -77,11 +78,30 @@ class Ruleset:
         if keys is not None and not may_match(keys, device):
             return None
         best: tuple[int, str] | None = None
-        for m in self.matches:
+        for m in self._lines_for(device):
             hit = _match_one(m, device)
             if hit is not None and (best is None or hit[0] < best[0]):
                 best = hit
         return best
+
+
+    def _lines_for(self, device: Device) -> list:
+        """Its `match` lines that may claim ``device``, in file order: a line naming one vendor
+        and device ID only for that ID (rule sets list hundreds), every other line always."""
+        if self._by_id is None:
+            by_id: dict[tuple[int, int], list] = {}
+            rest = []
+            for n, m in enumerate(self.matches):
+                if type(m) is ast.MatchId and m.vendor is not None and m.device is not None and m.device_high is None:
+                    by_id.setdefault((m.vendor, m.device), []).append((n, m))
+                else:
+                    rest.append((n, m))
+            self._by_id = (by_id, tuple(rest))
+        by_id, rest = self._by_id
+        found = by_id.get((device.vendor, device.device))
+        if found is None:
+            return [m for _, m in rest]
+        return [m for _, m in sorted(found + list(rest), key=lambda line: line[0])]
 
 
 def _match_one(m, device: Device) -> tuple[int, str] | None:
@@ -199,6 +219,7 @@ class Library:
         self._compiled: dict[str, CompiledFile] = {}
         self._matching: dict[tuple, tuple[tuple[Ruleset, str], ...]] = {}
         self._closures: dict[str, tuple[str, ...]] = {}
+        self._by_key: tuple | None = None  # _candidates' index, made when first needed
         self.rulesets = {e.name: Ruleset(self, path, e.name) for path, e in entries.items()}
 
     @property
@@ -255,9 +276,44 @@ class Library:
             found = self._matching[key] = self._match(device)
         return list(found)
 
+    def _candidates(self, device: Device) -> set[Ruleset]:
+        """The rule sets may_match would not rule out for ``device``, by an index of their match
+        keys (vendor, driver, module; those with class lines or no keys always): a fleet's
+        distinct devices asked each of some ninety rule sets in turn."""
+        if self._by_key is None:
+            by_vendor: dict[int, set] = {}
+            by_driver: dict[str, set] = {}
+            by_module: dict[str, set] = {}
+            any_vendor, always = set(), set()
+            for rs in self.rulesets.values():
+                keys = self.entries[rs.path].keys
+                if keys is None or keys[1]:  # no keys, or a class to test
+                    always.add(rs)
+                    continue
+                vendors, _, drivers, modules = keys
+                for vendor in vendors:
+                    (any_vendor if vendor is None else by_vendor.setdefault(vendor, set())).add(rs)
+                for name in drivers:
+                    by_driver.setdefault(name, set()).add(rs)
+                for name in modules:
+                    by_module.setdefault(name, set()).add(rs)
+            self._by_key = (by_vendor, any_vendor, always, by_driver, by_module)
+        by_vendor, any_vendor, always, by_driver, by_module = self._by_key
+        found = set(always)
+        if device.vendor is not None:
+            found |= any_vendor
+            found |= by_vendor.get(device.vendor, found)
+        if device.driver is not None:
+            found |= by_driver.get(device.driver, found)
+            if device.driver not in HOST_STUB_DRIVERS:
+                found |= by_module.get(_module_name(device.driver), found)
+        for name in device.modules:
+            found |= by_module.get(_module_name(name), found)
+        return found
+
     def _match(self, device: Device) -> tuple[tuple[Ruleset, str], ...]:
         hits = []
-        for rs in self.rulesets.values():
+        for rs in self._candidates(device):
             found = rs.match(device)
             if found is not None:
                 hits.append((found[0], rs.name, rs, found[1]))
