@@ -151,6 +151,7 @@ def _visible_bars(device: Device, io_space: bool) -> tuple[Bar, ...]:
                  if q.bar is not None and (q.size > 0 or q.ioport))
 
 
+@same_arguments_as_last_call
 def msix_size(msix: Msix, platform: Platform) -> int:
     """Bytes QEMU reserves for table + PBA: page-aligned, then a power of two."""
     raw = msix.entries * MSIX_ENTRY_SIZE + align_up(msix.entries, 64) // 8
@@ -370,6 +371,11 @@ def native_outcome(device: Device, platform: Platform, strategy: str = "off",
     return Outcome(strategy, None, layout, refused=refusal, notes=notes + more)
 
 
+def native_parts(device: Device, platform: Platform) -> tuple[Layout | None, tuple[str, ...], str | None]:
+    """native_outcome's layout, notes and refusal, for a strategy that makes its own Outcome."""
+    return _native(device, platform.io_space)
+
+
 @same_arguments_as_last_call
 def _native(device: Device, io_space: bool) -> tuple[Layout | None, tuple[str, ...], str | None]:
     """native_outcome's layout (one object for every strategy that leaves MSI-X in place, so
@@ -396,20 +402,38 @@ def relocate(device: Device, platform: Platform, target: int, strategy: str | No
         raise ValueError("device has no MSI-X capability")
     if not 0 <= target < BAR_SLOTS:
         raise ValueError(f"target BAR {target} out of range 0..5")
-    io_space = platform.io_space
-    msix, more, refusal = _early_setup(device, io_space, True)
-    if refusal:
+    done, keys, more, refusal = _plan(device, platform)
+    if keys is None:
         return Outcome(strategy or f"bar{target}", target, None, refused=refusal, notes=notes + more)
-    slot_size = _qemu_view(device, io_space)[target].size
-    msix_sz = msix_size(msix, platform)
-    key = (target, max(slot_size, msix_sz) if slot_size else msix_sz)
-    done = _relocations(device, io_space)
+    key = keys[target]
     found = done.get(key)
     if found is None:
         found = done[key] = _relocate(device, platform, target)
     layout, more, refusal, findings = found
+    if strategy is None and not notes:  # `barN` itself: one Outcome, as the result is one
+        outcome = done.get((key, None))
+        if outcome is None:
+            outcome = done[(key, None)] = Outcome(f"bar{target}", target, layout, refused=refusal,
+                                                  notes=more, findings=findings)
+        return outcome
     return Outcome(strategy or f"bar{target}", target, layout, refused=refusal, notes=notes + more,
                    findings=findings)
+
+
+@same_arguments_as_last_call
+def _plan(device: Device, platform: Platform) -> tuple[dict, tuple | None, tuple[str, ...], str | None]:
+    """For relocate: the device's results so far (_relocations), each target's key into them
+    (the target, and the size that decides the result: the MSI-X size this page size gives, or
+    the BAR's if that is more), or None with early setup's notes and refusal."""
+    io_space = platform.io_space
+    msix, more, refusal = _early_setup(device, io_space, True)
+    done = _relocations(device, io_space)
+    if refusal:
+        return done, None, more, refusal
+    msix_sz = msix_size(msix, platform)
+    keys = tuple((slot.index, max(slot.size, msix_sz) if slot.size else msix_sz)
+                 for slot in _qemu_view(device, io_space))
+    return done, keys, more, None
 
 
 @same_arguments_as_last_call

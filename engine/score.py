@@ -193,12 +193,25 @@ def score(device: Device, platform: Platform, name: str, rulesets: list[Ruleset]
     return Scored(name, j, mmio_cost(device, platform, j.outcome))
 
 
-def _row(device: Device, platform: Platform, name: str, rulesets: tuple[Ruleset, ...], shared: dict,
+def _row(device: Device, platform: Platform, name: str, rulesets: tuple[Ruleset, ...], shared: tuple,
          broken: tuple[Finding, ...]) -> Scored:
     """score() for one candidate of an answer: the same Scored, with what candidates share kept
-    in ``shared`` (by layout: the rules' violations and the MMIO the layout adds) and
-    ``broken`` (broken_capability_findings of the device) given."""
+    in ``shared`` (by layout: the rules' violations and the MMIO the layout adds; by outcome:
+    the row, for `barN` at another page size with the same result) and ``broken``
+    (broken_capability_findings of the device) given."""
+    by_layout, by_outcome = shared
     outcome = strategies.run(name, device, platform)
+    seen = by_outcome.get(id(outcome))
+    if seen is not None and seen[0] is outcome:
+        return seen[1]
+    row = _new_row(device, platform, name, rulesets, by_layout, broken, outcome)
+    if name in strategies.TARGETS:  # relocate gives `barN` the same outcome for the same result
+        by_outcome[id(outcome)] = (outcome, row)
+    return row
+
+
+def _new_row(device: Device, platform: Platform, name: str, rulesets: tuple[Ruleset, ...], shared: dict,
+             broken: tuple[Finding, ...], outcome: Outcome) -> Scored:
     layout = outcome.layout
     if layout is None:
         return Scored(name, Judgement(outcome, ()), None)
@@ -219,8 +232,9 @@ def _row(device: Device, platform: Platform, name: str, rulesets: tuple[Ruleset,
 def _rule_results(device: Device, library, io_space: bool) -> dict:
     """judge's ``by_layout`` for every page size of one device in a row: rules read the layouts
     and the device, never the page size, and the native layout and many relocated ones (a BAR
-    extended past the MSI-X size) are the same at every page size (relocate)."""
-    return {}
+    extended past the MSI-X size) are the same at every page size (relocate).  And _row's rows
+    by outcome."""
+    return {}, {}
 
 
 MINED_NOTE = ("mined rule set: drafted from the driver's C source by barsafe mine, not reviewed;"

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .frozen import replace
-from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, BarKind, Device, Layout, Platform
-from .relocate import (MSG_AUTO, Finding, Outcome, QemuBar, msix_size, native_outcome,
+from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Layout, Msix, Platform
+from .relocate import (MSG_AUTO, Finding, Outcome, QemuBar, msix_size, native_outcome, native_parts,
                        power_of_two_problem, qemu_view, relocate, rfc_cost, visible_bars)
 from .units import align_up, format_size
 
@@ -114,24 +113,26 @@ def cloud_hypervisor(device: Device, platform: Platform) -> Outcome:
     msix = device.msix
     assert msix is not None
     page = platform.page_size
-    base = replace(native_outcome(device, platform, strategy=name), vmm=name)
     bar = device.bar(msix.table_bar)
     if bar is None or bar.kind is not BarKind.MEM64:
-        return replace(base, notes=base.notes + (
-            f"leaves MSI-X in place: the table's BAR{msix.table_bar} is not a 64-bit memory BAR",))
-    if msix.table_offset % page == 0:
-        return replace(base, notes=base.notes + (
-            f"leaves MSI-X in place: table offset {msix.table_offset:#x} is {format_size(page)}"
-            f" aligned",))
+        why = f"leaves MSI-X in place: the table's BAR{msix.table_bar} is not a 64-bit memory BAR"
+    elif msix.table_offset % page == 0:
+        why = (f"leaves MSI-X in place: table offset {msix.table_offset:#x} is {format_size(page)}"
+               f" aligned")
+    else:
+        why = None
+    if why is not None:  # the native outcome, as Cloud Hypervisor's
+        layout, notes, refused = native_parts(device, platform)
+        return Outcome(name, None, layout, refused=refused, notes=notes + (why,), vmm=name)
     table_bytes = msix.entries * MSIX_ENTRY_SIZE
     pba_bytes = (msix.entries // 64 + 1) * 8
     size = max(bar.size * 2, align_up(table_bytes + pba_bytes, page) * 2)
     table_offset = size // 2
     pba_offset = (size // 2 + msix.pba_offset - msix.table_offset) % (1 << 64)
-    new_bar = replace(bar, size=size)
+    new_bar = Bar(bar.index, bar.kind, size, bar.prefetchable, bar.assigned)  # replace() costs more
     bars = tuple(new_bar if b.index == bar.index else b for b in visible_bars(device, platform))
-    new_msix = replace(msix, enabled=None, table_offset=table_offset % (1 << 32),
-                       pba_offset=pba_offset % (1 << 32))
+    new_msix = Msix(msix.entries, msix.table_bar, table_offset % (1 << 32), msix.pba_bar,
+                    pba_offset % (1 << 32), enabled=None)
     findings = []
     if (problem := power_of_two_problem(new_bar)):
         findings.append(Finding("cloud-hypervisor/bar-not-power-of-two", "warn",
@@ -163,7 +164,8 @@ def pve_tools(device: Device, platform: Platform) -> Outcome:
     name = "pve-tools"
     bar2 = device.bar(2)
     if bar2 is None or not bar2.kind.is_memory:
-        return replace(native_outcome(device, platform, strategy=name),
+        layout, _, refused = native_parts(device, platform)
+        return Outcome(name, None, layout, refused=refused,
                        notes=("no memory Region 2: PVE-Tools leaves relocation off",))
     return relocate(device, platform, 2, strategy=name,
                     notes=("memory Region 2 present: PVE-Tools offers bar2",))
@@ -180,12 +182,14 @@ HEURISTICS: dict[str, Strategy] = {
 }
 
 TARGETS = tuple(f"bar{i}" for i in range(BAR_SLOTS))
+_TARGET_INDEX = {name: index for index, name in enumerate(TARGETS)}
 
 
 def run(name: str, device: Device, platform: Platform) -> Outcome:
     """One strategy by name: 'off', 'bar0'..'bar5', or a heuristic."""
-    if name in TARGETS:
-        return relocate(device, platform, int(name[3:]))
+    target = _TARGET_INDEX.get(name)
+    if target is not None:
+        return relocate(device, platform, target)
     try:
         return HEURISTICS[name](device, platform)
     except KeyError:
