@@ -10,7 +10,12 @@ MB/s (target >= 0.5).  Also printed: each side's median MB/s, devices/s, and
 the audit process's own peak RSS (measured with /usr/bin/time-style wait4
 accounting of that one child, not of every child the benchmark ran).
 
-    python benchmarks/bench_audit_floor.py [--copies 100] [--rounds 7]
+Then memory: the audit of one dump of about --dump-mb MB (the shared dumps
+joined with `cat`, again and again) against the audit of the shared dumps once,
+alternately, round by round: the median of the per-round ratios of their peak
+RSS (target <= 1.5: the dump is streamed, so memory stays flat).
+
+    python benchmarks/bench_audit_floor.py [--copies 100] [--rounds 7] [--dump-mb 50]
 
 Skips (exit 0, with the reason) when ../shared/corpus/lspci is absent.
 """
@@ -64,6 +69,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--dump-mb", type=float, default=50, help="size of the one dump for memory (0: skip)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent")
@@ -100,6 +106,23 @@ def main() -> int:
         print(f"floor (regex scan):   median {statistics.median(b):.2f} s, {size / statistics.median(b) / 1e6:.2f} MB/s")
         print(f"audit / floor in MB/s: median {statistics.median(ratios):.3f}"
               f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {args.rounds} rounds; target >= 0.5)")
+        if args.dump_mb > 0:
+            one = b"".join(p.read_bytes() for p in sorted(SHARED.glob("*.txt")))
+            dump = Path(tmp) / "dump.txt"
+            with open(dump, "wb") as out:  # a piece at a time: a child's peak RSS counts the
+                for _ in range(max(1, round(args.dump_mb * 1e6 / len(one)))):  # parent's at fork
+                    out.write(one)
+            command = [sys.executable, "-m", "engine", "audit", "--format", "json", "--page-size", "4K,16K,64K"]
+            run([*command, str(dump)], env)
+            small, big, rss_ratios = [], [], []
+            for _ in range(args.rounds):
+                small.append(run([*command, str(SHARED)], env)[1])
+                big.append(run([*command, str(dump)], env)[1])
+                rss_ratios.append(big[-1] / small[-1])
+            print(f"memory: one {dump.stat().st_size / 1e6:.1f} MB dump peak RSS median"
+                  f" {statistics.median(big) / 1024:.1f} MiB, the shared dumps once"
+                  f" {statistics.median(small) / 1024:.1f} MiB: ratio median {statistics.median(rss_ratios):.2f}"
+                  f" (min {min(rss_ratios):.2f}, max {max(rss_ratios):.2f}; target <= 1.5)")
     return 0
 
 

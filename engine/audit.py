@@ -69,17 +69,6 @@ class Verdict(NamedTuple):
     detail: dict | None = None  # why, and every candidate with its reasons (_detail); None past DETAIL_LIMIT
 
 
-def _bucket(row: Scored | None) -> str:
-    """safe/warn/forbid/refused, or no_pick when the strategy leaves MSI-X where it is."""
-    if row is None:
-        return "no_pick"
-    if row.judgement.outcome.refused:
-        return "refused"
-    if row.target is None:
-        return "no_pick"
-    return row.verdict
-
-
 class Tally:
     """The MSI-X devices of consecutive inputs, read but not yet judged: what a Dask worker sends
     back (engine/fleet.py).  Each distinct device (everything but its slot) is kept once, with how
@@ -286,15 +275,24 @@ class Audit:
             broken_capability = {"vendor": device.vendor, "device": device.device,
                                  "problems": [p.summary for p in a.msix.problems if p.blocking]}
         rows = {r.strategy: r for r in a.candidates}
-        buckets = []
-        for name in self.strategies:
-            row = a.recommendation if name == BARSAFE else rows.get(name)
-            bucket = _bucket(row)
-            buckets.append((bucket, _broken(a, row) if bucket == "forbid" else None,
-                            None if row is None else row.target))
         rec = a.recommendation
-        return Verdict(broken_capability, a.needs_relocation, tuple(buckets),
-                       any(b[1] is not None for b in buckets),
+        buckets = []
+        any_broken = False
+        for name in self.strategies:
+            row = rec if name == BARSAFE else rows.get(name)
+            if row is None:
+                buckets.append(("no_pick", None, None))
+                continue
+            # safe/warn/forbid/refused, or no_pick when the strategy leaves MSI-X where it is
+            outcome = row.judgement.outcome
+            target = outcome.target
+            bucket = "refused" if outcome.refused else "no_pick" if target is None else row.judgement.verdict
+            broken = None
+            if bucket == "forbid":
+                broken = _broken(a, row)
+                any_broken = True
+            buckets.append((bucket, broken, target))
+        return Verdict(broken_capability, a.needs_relocation, tuple(buckets), any_broken,
                        mined=bool(a.mined), pick=None if rec is None else rec.option,
                        pick_verdict=None if rec is None else rec.verdict, rules=tuple(a.rulesets),
                        detail=_detail(a) if detail else None)

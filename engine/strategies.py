@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .memo import same_arguments_as_last_call
 from .model import BAR_SLOTS, MSIX_ENTRY_SIZE, Bar, BarKind, Device, Layout, Msix, Platform
 from .relocate import (MSG_AUTO, Finding, Outcome, QemuBar, msix_size, native_outcome, native_parts,
                        power_of_two_problem, qemu_view, relocate, rfc_cost, visible_bars)
@@ -21,22 +22,24 @@ Strategy = Callable[[Device, Platform], Outcome]
 
 
 def _scan(device: Device, platform: Platform, name: str, order: list[int],
-          skip: Callable[[QemuBar, tuple[QemuBar, ...]], str | None],
+          skip: Callable[[QemuBar, tuple[QemuBar, ...]], str | None] | None,
           step_over_upper_half: bool) -> Outcome:
-    """The RFC's cost loop over ``order``; ``skip`` returns why a slot is passed over."""
+    """The RFC's cost loop over ``order``; a slot is passed over for ``skip``'s reason, if it
+    gives one, else for the RFC's own (_rfc_skip)."""
     assert device.msix is not None
     view = qemu_view(device, platform)
-    msix_sz = msix_size(device.msix, platform)
+    slots = _costs(device, platform)
     best, target, notes = None, None, []
     i_pos = 0
     while i_pos < len(order):
-        slot = view[order[i_pos]]
-        why = skip(slot, view)
+        slot, skipped, cost, costed = slots[order[i_pos]]
+        why = skip(slot, view) if skip is not None else None
         if why:
             notes.append(f"BAR{slot.index}: skipped, {why}")
+        elif skipped:
+            notes.append(skipped)
         else:
-            cost = rfc_cost(slot, msix_sz)
-            notes.append(f"BAR{slot.index}: cost {format_size(cost)}")
+            notes.append(costed)
             if best is None or cost < best:
                 best, target = cost, slot.index
             if step_over_upper_half and slot.mem64:
@@ -47,6 +50,21 @@ def _scan(device: Device, platform: Platform, name: str, order: list[int],
                        notes=tuple(notes))
     notes.append(f"picks BAR{target} (least resulting BAR size, {format_size(best)})")
     return relocate(device, platform, target, strategy=name, notes=tuple(notes))
+
+
+@same_arguments_as_last_call
+def _costs(device: Device, platform: Platform) -> tuple[tuple[QemuBar, str | None, int, str], ...]:
+    """Per slot, what each RFC-style scan of one device and platform reads: the slot, the note
+    that the RFC passes it over (None: it does not), its cost and the note giving it."""
+    view = qemu_view(device, platform)
+    msix_sz = msix_size(device.msix, platform)
+    out = []
+    for slot in view:
+        why = _rfc_skip(slot, view)
+        cost = rfc_cost(slot, msix_sz)
+        out.append((slot, f"BAR{slot.index}: skipped, {why}" if why else None, cost,
+                    f"BAR{slot.index}: cost {format_size(cost)}"))
+    return tuple(out)
 
 
 def _rfc_skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
@@ -64,32 +82,33 @@ def qemu_rfc(device: Device, platform: Platform) -> Outcome:
     over a 64-bit BAR's upper half, so after a skipped large 64-bit BAR the RFC
     looks at its upper half as if it were free; QEMU then refuses that pick.
     """
-    return _scan(device, platform, "qemu-rfc", list(range(BAR_SLOTS)), _rfc_skip,
-                 step_over_upper_half=True)
+    return _scan(device, platform, "qemu-rfc", _FORWARD, None, step_over_upper_half=True)
+
+
+_FORWARD = list(range(BAR_SLOTS))
+_BACKWARD = list(range(BAR_SLOTS - 1, -1, -1))
 
 
 def _upper_half(slot: QemuBar, view: tuple[QemuBar, ...]) -> bool:
     return not slot.size and slot.index > 0 and view[slot.index - 1].mem64
 
 
+def _upper_half_skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
+    return f"upper half of 64-bit BAR{slot.index - 1}" if _upper_half(slot, view) else None
+
+
 def reverse(device: Device, platform: Platform) -> Outcome:
     """The RFC's cost, scanning BAR5 down to BAR0 (Kardashevskiy's suggestion in the seed)."""
-    def skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
-        if _upper_half(slot, view):
-            return f"upper half of 64-bit BAR{slot.index - 1}"
-        return _rfc_skip(slot, view)
-    return _scan(device, platform, "reverse", list(range(BAR_SLOTS - 1, -1, -1)), skip,
-                 step_over_upper_half=False)
+    return _scan(device, platform, "reverse", _BACKWARD, _upper_half_skip, step_over_upper_half=False)
+
+
+def _unimplemented_skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
+    return "not implemented" if not slot.size and not slot.ioport else None
 
 
 def extend_only(device: Device, platform: Platform) -> Outcome:
     """The RFC loop with `|| !vdev->bars[i].size` added (Williamson in the seed): never add a BAR."""
-    def skip(slot: QemuBar, view: tuple[QemuBar, ...]) -> str | None:
-        if not slot.size and not slot.ioport:
-            return "not implemented"
-        return _rfc_skip(slot, view)
-    return _scan(device, platform, "extend-only", list(range(BAR_SLOTS)), skip,
-                 step_over_upper_half=True)
+    return _scan(device, platform, "extend-only", _FORWARD, _unimplemented_skip, step_over_upper_half=True)
 
 
 def qemu_upstream(device: Device, platform: Platform) -> Outcome:
