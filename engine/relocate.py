@@ -436,6 +436,20 @@ def _plan(device: Device, platform: Platform) -> tuple[dict, tuple | None, tuple
     return done, keys, more, None
 
 
+_MSIX_SETTERS = tuple(getattr(Msix, name).__set__ for name in Msix.__slots__)
+
+
+def _simulated_msix(*values: int) -> Msix:
+    """Msix(entries, table_bar, table_offset, pba_bar, pba_offset, enabled=None) for the values
+    _relocate computes, which Msix's checks hold for by construction (entries from a checked
+    capability, a target BAR of 0..5, offsets 0, half a power of two of at least 8K, and that
+    plus the table's size): its __init__ checking them again cost more than building it."""
+    msix = object.__new__(Msix)
+    for set_, value in zip(_MSIX_SETTERS, (*values, None)):
+        set_(msix, value)
+    return msix
+
+
 @same_arguments_as_last_call
 def _relocations(device: Device, io_space: bool) -> dict:
     """relocate's results for one device, by target BAR and the size that decides the result."""
@@ -484,7 +498,7 @@ def _relocate(device: Device, platform: Platform,
         at += 1
     bars.insert(at, new_bar)
     pba_offset = table_offset + msix.entries * MSIX_ENTRY_SIZE
-    new_msix = Msix(msix.entries, target, table_offset, target, pba_offset, enabled=None)
+    new_msix = _simulated_msix(msix.entries, target, table_offset, target, pba_offset)
     findings = bar_quirks(device, target)
     if pba_offset > UINT32_MAX:  # the PBA follows the table: it overflows first
         findings += tuple(
