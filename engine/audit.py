@@ -66,7 +66,7 @@ class Verdict(NamedTuple):
     pick: str | None = None  # barsafe's recommendation (off, bar0..bar5); None: no safe target
     pick_verdict: str | None = None  # its verdict (safe or warn)
     rules: tuple[str, ...] = ()  # the rule sets that judged it
-    detail: dict | None = None  # why, and every candidate with its reasons (_detail); None past DETAIL_LIMIT
+    detail: tuple | None = None  # why, and every candidate with its reasons (_detail); None past DETAIL_LIMIT
 
 
 class Tally:
@@ -324,8 +324,8 @@ class Audit:
                 "needs_relocation": v.needs_relocation,
                 "broken_capability": v.broken_capability is not None,
                 "pick": v.pick, "verdict": v.pick_verdict,
-                "why": None if v.detail is None else v.detail["why"],
-                "candidates": None if v.detail is None else v.detail["candidates"],
+                "why": None if v.detail is None else v.detail[0],
+                "candidates": None if v.detail is None else _candidates(v.detail[1]),
             }
         return {"vendor": d.vendor, "device": d.device, "subsystem_vendor": d.subsystem_vendor,
                 "subsystem_device": d.subsystem_device, "revision": d.revision, "class": d.class_code,
@@ -368,9 +368,11 @@ def guest_driver(d: Device) -> str | None:
         d.modules[0] if d.modules else d.driver)
 
 
-def _detail(a: Answer) -> dict:
+def _detail(a: Answer) -> tuple:
     """What the report shows when a device is opened: why, and every candidate as `which --json`
-    gives it, with a note where a candidate that breaks no rule still needs explaining."""
+    gives it, with a note where a candidate that breaks no rule still needs explaining.  Kept as
+    tuples of strings and numbers (_candidates makes the report's dicts of them): the collector
+    stops tracking those, where a thousand devices' dicts and lists made every pass rescan them."""
     relocating = a.pages is not None and a.pages.needs_relocation
     candidates = []
     for r in a.candidates:
@@ -383,14 +385,19 @@ def _detail(a: Answer) -> dict:
         elif r.option is None and outcome.vmm != "qemu":
             note = (outcome.notes[-1] if r.target is None and outcome.notes
                     else f"{outcome.vmm}'s own layout, not a QEMU option")
-        candidates.append({
-            "strategy": r.strategy, "target": r.target, "verdict": r.verdict, "mmio_cost": r.mmio_cost,
-            "refused": outcome.refused,
-            "reasons": [{"rule": v.rule_id, "severity": v.severity, "message": v.message,
-                         "evidence": v.evidence} for v in r.judgement.violations],
-            "note": note,
-        })
-    return {"why": a.why, "candidates": candidates}
+        candidates.append((r.strategy, r.target, r.verdict, r.mmio_cost, outcome.refused,
+                           tuple((v.rule_id, v.severity, v.message, v.evidence) for v in r.judgement.violations),
+                           note))
+    return a.why, tuple(candidates)
+
+
+def _candidates(kept: tuple) -> list[dict]:
+    """_detail's candidates as the report gives them."""
+    return [{"strategy": strategy, "target": target, "verdict": verdict, "mmio_cost": cost, "refused": refused,
+             "reasons": [{"rule": rule, "severity": severity, "message": message, "evidence": evidence}
+                         for rule, severity, message, evidence in reasons],
+             "note": note}
+            for strategy, target, verdict, cost, refused, reasons, note in kept]
 
 
 def _broken(a: Answer, row: Scored) -> dict:
