@@ -147,6 +147,21 @@ def test_modules_named_and_unknown(tmp_path):
     assert none.paths == [] and "give --modules" in none.notes[0]
 
 
+def test_alias_lookup_skips_only_patterns_that_cannot_match(tmp_path):
+    """The literal-prefix filter in front of fnmatch gives what fnmatch alone gives."""
+    import fnmatch
+    patterns = ["pci:v*d*sv*sd*bc01sc08i02*", "pci:v00008086d000010D[34]sv*sd*bc*sc*i*",
+                "pci:v00008086d000010D?sv*sd*bc*sc*i*", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00",
+                "pci:v00008086d*sv*sd*bc02sc00i*", "usb:v*p*d*dc*dsc*dp*ic09isc*ip*in*", "virtio:d00000001v*",
+                "pci:v00008086d000010D3", "*", "pci:v0000808[6]d000010d3*"]
+    (tmp_path / "modules.alias").write_text("".join(f"alias {p} m{i}\n" for i, p in enumerate(patterns)))
+    for modalias in ("pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00",
+                     "pci:v00008086d000010D4sv00008086sd00000000bc01sc08i02", "virtio:d00000001v00001AF4",
+                     "pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02", "usb:v1D6Bp0002d0601dc09dsc00dp03ic09isc00ip00in00"):
+        want = [f"m{i}" for i, p in enumerate(patterns) if fnmatch.fnmatchcase(modalias, p)]
+        assert initramfs._aliases(tmp_path, modalias) == want, modalias
+
+
 # --- the guest's report and the comparison -----------------------------------------------------
 
 def test_guest_report_parsed():

@@ -53,13 +53,24 @@ def _read_dep(moddir: Path) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
+_WILDCARD = re.compile(r"[*?\[]")
+
+
 def _aliases(moddir: Path, modalias: str) -> list[str]:
+    """Modules whose alias pattern matches, as modprobe finds them.  A pattern can only match a
+    string that starts with its text before the first wildcard, so only those are compiled:
+    compiling all 26,000 of Debian's patterns took a minute per device in the lab's TCG L1."""
     found = []
     for line in (moddir / "modules.alias").read_text().splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "alias" and fnmatch.fnmatchcase(modalias, parts[1]):
-            if _name(parts[2]) not in found:
-                found.append(_name(parts[2]))
+        if len(parts) != 3 or parts[0] != "alias":
+            continue
+        pattern = parts[1]
+        wild = _WILDCARD.search(pattern)
+        if not modalias.startswith(pattern[:wild.start()] if wild else pattern):
+            continue
+        if fnmatch.fnmatchcase(modalias, pattern) and _name(parts[2]) not in found:
+            found.append(_name(parts[2]))
     return found
 
 
