@@ -63,8 +63,34 @@ def test_put_then_get_is_the_same_rows(tmp_path, shipped):
     cache.put(tmp_path / "c", b"m", rows)
     got = cache.get(tmp_path / "c", b"m")
     assert [(r.path, r.name, r.matches) for r in got] == [(p, n, m) for p, n, m, _, _ in rows]
-    assert [cache.loads(r.payload) for r in got] == [f for *_, f in rows]
+    back = [cache.loads(r.payload, r.path) for r in got]
+    assert back == [f for *_, f in rows]
+    # spans are left out of ==, and the cache writes them without their path: they come back whole
+    assert [list(spans(f)) for f in back] == [list(spans(f)) for *_, f in rows]
+    assert all(s[0] == r.path for f, r in zip(back, got) for s in spans(f))
     assert cache.get(tmp_path / "c", b"other material") is None
+
+
+def spans(value):
+    """Every Span in an AST, depth first."""
+    if isinstance(value, ast.Span):
+        yield (value.path, value.line, value.column, value.end_line, value.end_column)
+    elif isinstance(value, ast.Node):
+        for name in value._fields:
+            yield from spans(value.__dict__[name])
+    elif isinstance(value, tuple):
+        for v in value:
+            yield from spans(v)
+
+
+def test_a_span_without_its_file_is_damage():
+    """A compact span is read only where the file it belongs to is known."""
+    data = cache.dumps(ast.Span("/r/x.rules", 1, 2, 3, 4), "/r/x.rules")
+    assert data == b'{"s":[1,2,3,4]}'
+    assert cache.loads(data, "/r/x.rules") == ast.Span("/r/x.rules", 1, 2, 3, 4)
+    for bad in (data, b'{"s":[1,2,3]}', b'{"s":[1,2,3,"4"]}', b'{"s":1}'):
+        with pytest.raises(ValueError):
+            cache.loads(bad, None if bad == data else "/r/x.rules")
 
 
 def test_only_the_newest_cache_files_are_kept(tmp_path, shipped):

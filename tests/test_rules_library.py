@@ -172,9 +172,13 @@ def test_a_corrupt_cache_file_is_ignored(rules, cache, corrupt):
     (entry,) = cache_files(cache)
     entry.write_bytes(corrupt(entry.read_bytes()))
     lib = library.load([rules])
-    assert not lib.from_cache
     assert lib.files == good.files
-    assert library.load([rules]).from_cache  # and it was rewritten
+    # a damaged index or material is a miss when the file is read; a damaged payload (the
+    # class names) when it is first decoded: either way the rules are parsed from their text
+    assert not lib.from_cache
+    again = library.load([rules])
+    assert again.from_cache  # and it was rewritten
+    assert again.files == good.files and again.from_cache
 
 
 def _replace_last(data: bytes, old: bytes, new: bytes) -> bytes:
@@ -188,7 +192,26 @@ def test_a_corrupt_payload_is_not_served(rules, cache):
     (entry,) = cache_files(cache)
     entry.write_bytes(_replace_last(entry.read_bytes(), b"original", b"tampered"))
     lib = library.load([rules])
+    assert lib.from_cache  # the index is intact: the payload is checked when first decoded
     assert lib.rulesets["one"].file.rules[0].message.value == "original"
+    assert not lib.from_cache
+    again = library.load([rules])
+    assert again.rulesets["one"].file.rules[0].message.value == "original" and again.from_cache
+
+
+def test_a_corrupt_match_payload_is_not_served(rules, cache):
+    """Damage in a file's match lines (read before its AST, to choose rule sets) is caught too."""
+    one = rules / "one.rules"
+    one.write_text(one.read_text().replace("# first file\n", SOURCE + "match id 1000:0097\n"))
+    good = library.load([rules])
+    (entry,) = cache_files(cache)
+    data = entry.read_bytes()
+    i = data.index(b'"@":"MatchId","f":[') + len(b'"@":"MatchId","f":[')
+    entry.write_bytes(data[:i] + (b"9" if data[i:i + 1] != b"9" else b"8") + data[i + 1:])
+    lib = library.load([rules])
+    assert lib.from_cache
+    assert [rs.matches for rs in lib.rulesets.values()] == [rs.matches for rs in good.rulesets.values()]
+    assert not lib.from_cache
 
 
 def test_a_corrupt_payload_never_raises(tmp_path, cache):

@@ -112,7 +112,7 @@ def forge(good: Path, material: bytes, into: Path) -> bytes:
     """A well-formed cache for the same material whose forbid rules all say warn."""
     rows = cache._parse(good.read_bytes(), material)
     forged = [(r.path, r.name, r.matches, r.includes,
-               cache.loads(r.payload.replace(b'"forbid"', b'"warn"'))) for r in rows]
+               cache.loads(r.payload.replace(b'"forbid"', b'"warn"'), r.path)) for r in rows]
     cache.put(into, material, forged)
     (entry,) = into.glob("rules-*.json")
     return entry.read_bytes()

@@ -3,8 +3,11 @@
 barsafe runs as root, and its cache sits at a predictable path.  So the cache
 is plain data, never pickle: JSON with each AST node written as
 ``{"@": "ClassName", "f": [fields]}`` and each tuple as ``{"t": [...]}``, and
-read back through a fixed table of the AST's own node classes.  A file that
-names anything else, or has the wrong number of fields, is a miss.  Plain
+read back through a fixed table of the AST's own node classes.  A span in the
+rule file it belongs to is written ``{"s": [line, column, end line, end column]}``
+(its path is the file's: writing it in every span made the payloads three times
+the size of the rule files, and checking and reading them most of a warm run).
+A file that names anything else, or has the wrong number of fields, is a miss.  Plain
 data alone would still let another user feed barsafe forged rules, so the
 directory and the file are opened without following symlinks and must belong
 to this user and be writable by no one else (engine/files.py); a cache that
@@ -13,7 +16,7 @@ fails any check is ignored and rebuilt, never trusted and never an error.
 Layout of one cache file::
 
     MAGIC
-    <len(material)> <len(index)>\\n
+    <len(material)> <len(index)> <crc32(index)>\\n
     material     every input's bytes (version, grammar, each rule file's path and text)
     index        plain JSON, no nodes: [[path, name, includes, keys, matches offset, length,
                  crc32, AST offset, length, crc32], ...]
@@ -21,9 +24,11 @@ Layout of one cache file::
                  when first needed
 
 A hit needs ``material`` equal to what this run read, byte for byte, so a
-changed rule file or grammar can never be served stale.  Each payload's CRC
-is checked when the file is read, so a damaged entry is a miss up front
-rather than a failure later, when the rule set is first used.  ``keys`` is the
+changed rule file or grammar can never be served stale.  The index's CRC is
+checked when the file is read (a damaged one is a miss); each payload's when
+it is first decoded, and one that fails raises Damaged: the library then parses
+the rule files again from their text, as on a miss, and rewrites the cache
+(library.Library).  ``keys`` is the
 library's summary of a file's match lines (library.match_keys): a warm run
 reads the index alone, and decodes the match lines of only the rule sets that
 may claim the device (decoding all of them was most of a warm `which`'s work).
@@ -38,7 +43,7 @@ from pathlib import Path
 from .. import files
 from . import ast
 
-MAGIC = b"barsafe rule cache 4\n"
+MAGIC = b"barsafe rule cache 5\n"
 _NODES: dict[str, type] = {}
 
 
@@ -56,39 +61,56 @@ class _Damaged(ValueError):
     pass
 
 
-def _encode(value):
+def _encode(value, path: str | None):
     if isinstance(value, ast.Node):
-        return {"@": type(value).__name__, "f": [_encode(value.__dict__[n]) for n in value._fields]}
+        if type(value) is ast.Span and value.path == path:
+            return {"s": [value.line, value.column, value.end_line, value.end_column]}
+        return {"@": type(value).__name__, "f": [_encode(value.__dict__[n], path) for n in value._fields]}
     if isinstance(value, tuple):
-        return {"t": [_encode(v) for v in value]}
+        return {"t": [_encode(v, path) for v in value]}
     if value is None or isinstance(value, (str, int)):  # bool is an int
         return value
     raise TypeError(f"cannot cache a {type(value).__name__} in a rule AST")
 
 
-def _hook(obj: dict):
-    if "t" in obj and len(obj) == 1:
-        return tuple(obj["t"])
-    if "@" not in obj or "f" not in obj or len(obj) != 2:
-        raise _Damaged("not an AST node")
-    cls = _node_classes().get(obj["@"])
-    values = obj["f"]
-    if cls is None or not isinstance(values, list) or len(values) != len(cls._fields):
-        raise _Damaged(f"unknown node {obj['@']!r}")
-    node = object.__new__(cls)
-    node.__dict__.update(zip(cls._fields, values))
-    return node
+def _hook_for(path: str | None):
+    """json's object hook turning cache JSON back into nodes (spans without a path in ``path``)."""
+
+    def hook(obj: dict):
+        if len(obj) == 1:
+            if "t" in obj:
+                return tuple(obj["t"])
+            if "s" in obj and path is not None:
+                where = obj["s"]
+                if not (isinstance(where, list) and len(where) == 4 and all(type(n) is int for n in where)):
+                    raise _Damaged("not a span")
+                span = object.__new__(ast.Span)
+                span.__dict__.update(path=path, line=where[0], column=where[1], end_line=where[2],
+                                     end_column=where[3])
+                return span
+        if "@" not in obj or "f" not in obj or len(obj) != 2:
+            raise _Damaged("not an AST node")
+        cls = _node_classes().get(obj["@"])
+        values = obj["f"]
+        if cls is None or not isinstance(values, list) or len(values) != len(cls._fields):
+            raise _Damaged(f"unknown node {obj['@']!r}")
+        node = object.__new__(cls)
+        node.__dict__.update(zip(cls._fields, values))
+        return node
+
+    return hook
 
 
-def dumps(value) -> bytes:
-    """The AST (or tuple of nodes) as cache bytes; TypeError/RecursionError if it cannot be."""
+def dumps(value, path: str | None = None) -> bytes:
+    """The AST (or tuple of nodes) as cache bytes, spans in the file ``path`` written without
+    it; TypeError/RecursionError if it cannot be."""
     import json
-    return json.dumps(_encode(value), separators=(",", ":")).encode("utf-8")
+    return json.dumps(_encode(value, path), separators=(",", ":")).encode("utf-8")
 
 
-def loads(data: bytes):
-    """The AST back from ``dumps``; ValueError (or RecursionError) for anything else."""
-    return _json_loads(data, _hook)
+def loads(data: bytes, path: str | None = None):
+    """The AST back from ``dumps(value, path)``; ValueError (or RecursionError) for anything else."""
+    return _json_loads(data, _hook_for(path))
 
 
 class _Decoding:
@@ -128,22 +150,41 @@ def key_of(material: bytes) -> str:
     return f"{zlib.crc32(material):08x}-{len(material):x}"
 
 
+class Damaged(ValueError):
+    """A cache entry that fails its CRC, or is not the AST's JSON, when it is first decoded."""
+
+
 class Row:
     """One rule file in the cache: its name, includes and match keys now; its match lines and
-    AST (``payload``) as cache bytes, decoded when needed."""
+    AST (``payload``) as cache bytes, checked against their CRC and decoded when first needed
+    (Damaged if they fail)."""
 
-    __slots__ = ("path", "name", "includes", "keys", "payload", "_matches", "_match_payload")
+    __slots__ = ("path", "name", "includes", "keys", "payload", "_crc", "_matches", "_match_payload", "_match_crc")
 
-    def __init__(self, path: str, name: str, matches: tuple | None, includes: tuple[str, ...], payload: bytes,
-                 keys=None, match_payload: bytes | None = None):
-        self.path, self.name, self.includes, self.payload, self.keys = path, name, includes, payload, keys
-        self._matches, self._match_payload = matches, match_payload
+    def __init__(self, path: str, name: str, includes: tuple[str, ...], keys, match_payload: bytes, match_crc: int,
+                 payload: bytes, crc: int):
+        self.path, self.name, self.includes, self.keys = path, name, includes, keys
+        self._matches, self._match_payload, self._match_crc = None, match_payload, match_crc
+        self.payload, self._crc = payload, crc
 
     @property
     def matches(self) -> tuple:
         if self._matches is None:
-            self._matches = loads(self._match_payload)
+            self._matches = _checked_loads(self._match_payload, self._match_crc, self.path)
         return self._matches
+
+    def tree(self) -> ast.RuleFile:
+        """The file's AST, decoded anew on each call."""
+        return _checked_loads(self.payload, self._crc, self.path)
+
+
+def _checked_loads(payload: bytes, crc: int, path: str):
+    if zlib.crc32(payload) != crc:
+        raise Damaged(f"cache entry for {path}: CRC mismatch")
+    try:
+        return loads(payload, path)
+    except (ValueError, RecursionError) as exc:
+        raise Damaged(f"cache entry for {path}: {exc}") from None
 
 
 def get(directory: Path | None, material: bytes) -> list[Row] | None:
@@ -167,25 +208,31 @@ def _parse(data: bytes, material: bytes) -> list[Row] | None:
     if not data.startswith(MAGIC):
         return None
     head_end = data.index(b"\n", len(MAGIC))
-    m_len, i_len = (int(x) for x in data[len(MAGIC):head_end].split(b" "))
+    m_len, i_len, i_crc = (int(x) for x in data[len(MAGIC):head_end].split(b" "))
     start = head_end + 1
     if data[start:start + m_len] != material:
         return None
-    index = _json_loads(data[start + m_len:start + m_len + i_len])
+    index_bytes = data[start + m_len:start + m_len + i_len]
+    if zlib.crc32(index_bytes) != i_crc:  # the match keys in it choose the rule sets
+        return None
+    index = _json_loads(index_bytes)
     base = start + m_len + i_len
     rows = []
+    end = len(data) - base
     for path, name, includes, keys, *places in index:  # a wrong shape raises ValueError or TypeError
         if not (isinstance(path, str) and isinstance(name, str) and isinstance(includes, list)
                 and all(isinstance(i, str) for i in includes) and len(places) == 6
                 and all(type(n) is int for n in places)):
             return None
-        payloads = []
-        for offset, length, crc in (places[:3], places[3:]):
-            payload = data[base + offset:base + offset + length]
-            if offset < 0 or len(payload) != length or zlib.crc32(payload) != crc:
-                return None
-            payloads.append(payload)
-        rows.append(Row(path, name, None, tuple(includes), payloads[1], keys, payloads[0]))
+        m_off, m_len, m_crc, t_off, t_len, t_crc = places
+        if not (0 <= m_off and 0 <= m_len and m_off + m_len <= end and 0 <= t_off and 0 <= t_len
+                and t_off + t_len <= end):
+            return None
+        # The payloads' CRCs are checked when each is first decoded (Row): a warm run decodes
+        # the few rule sets that may claim its device, and checking every payload here cost it
+        # more than all its decoding.  The index (the match keys) was checked above.
+        rows.append(Row(path, name, tuple(includes), keys, data[base + m_off:base + m_off + m_len], m_crc,
+                        data[base + t_off:base + t_off + t_len], t_crc))
     return rows
 
 
@@ -199,7 +246,7 @@ def put(directory: Path | None, material: bytes, rows: list[tuple]) -> None:
         for path, name, matches, includes, tree, *keys in rows:
             places = []
             for part in (matches, tree):
-                payload = dumps(part)
+                payload = dumps(part, path)
                 places += [offset, len(payload), zlib.crc32(payload)]
                 payloads.append(payload)
                 offset += len(payload)
@@ -208,7 +255,7 @@ def put(directory: Path | None, material: bytes, rows: list[tuple]) -> None:
         index_bytes = json.dumps(index, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         return  # an AST too deep or odd to store: answer without a cache
-    blob = b"".join([MAGIC, f"{len(material)} {len(index_bytes)}\n".encode(), material, index_bytes, *payloads])
+    blob = b"".join([MAGIC, f"{len(material)} {len(index_bytes)} {zlib.crc32(index_bytes)}\n".encode(), material, index_bytes, *payloads])
     try:
         dfd = files.open_private_dir(directory, create=True)
     except OSError:

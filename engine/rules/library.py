@@ -42,7 +42,7 @@ class Ruleset:
     @property
     def matches(self) -> tuple:
         """Its `match` lines (from a warm cache, decoded when first read)."""
-        return self.library.entries[self.path].matches
+        return self.library.matches_of(self.path)
 
     @property
     def file(self) -> ast.RuleFile:
@@ -187,21 +187,22 @@ def _module_name(name: str) -> str:
 
 
 class _Entry:
-    """What the library knows of one file before it is needed in full."""
+    """What the library knows of one file before it is needed in full: from a parse (``file``),
+    or from a cache row (``row``) whose match lines and AST are decoded when first needed."""
 
-    __slots__ = ("name", "_matches", "includes", "payload", "file", "keys", "_row")
+    __slots__ = ("name", "_matches", "includes", "file", "keys", "_row")
 
-    def __init__(self, name: str, matches: tuple | None, includes: tuple[str, ...], payload: bytes | None = None,
+    def __init__(self, name: str, matches: tuple | None, includes: tuple[str, ...],
                  file: ast.RuleFile | None = None, keys: list | None = None, row: cache.Row | None = None):
         self.name = name
         self._matches, self._row = matches, row  # match lines, or the cache row to decode them from
         self.includes = includes  # the included files' paths, as keys of the library
-        self.payload = payload  # the AST as cache bytes, decoded when first needed
         self.file = file
         self.keys = keys  # match_keys(matches); None: look at every match line
 
     @property
     def matches(self) -> tuple:
+        """cache.Damaged if the row's match lines fail their check."""
         if self._matches is None:
             self._matches = tuple(self._row.matches)
         return self._matches
@@ -211,10 +212,12 @@ class _Entry:
 
 
 class Library:
-    def __init__(self, entries: dict[str, _Entry], from_cache: bool = False, texts: dict[str, bytes] | None = None):
+    def __init__(self, entries: dict[str, _Entry], from_cache: bool = False, texts: dict[str, bytes] | None = None,
+                 roots: list[Path] | None = None):
         self.entries = entries
         self.from_cache = from_cache
-        self._texts = texts or {}  # the rule files' bytes, for version
+        self._texts = texts or {}  # the rule files' bytes, for version (and a damaged cache entry)
+        self._roots = roots or []
         self._version: str | None = None
         self._compiled: dict[str, CompiledFile] = {}
         self._matching: dict[tuple, tuple[tuple[Ruleset, str], ...]] = {}
@@ -232,8 +235,28 @@ class Library:
     def file(self, path: str) -> ast.RuleFile:
         entry = self.entries[path]
         if entry.file is None:
-            entry.file = cache.loads(entry.payload)
+            try:
+                entry.file = entry._row.tree()
+            except cache.Damaged:
+                self._reparse()
+                return self.entries[path].file
         return entry.file
+
+    def matches_of(self, path: str) -> tuple:
+        try:
+            return self.entries[path].matches
+        except cache.Damaged:
+            self._reparse()
+            return self.entries[path].matches
+
+    def _reparse(self) -> None:
+        """A cache entry failed its check when first decoded: every file is parsed again from
+        the text this run read (the same text the cache was made from: the material matched),
+        as on a miss, and the cache rewritten; the index and keys already read stay valid."""
+        parsed = _parse_all(self._texts, self._roots)
+        self.entries.update(_entries(parsed))
+        self.from_cache = False
+        _cache_put(_cache_material(self._texts), self.entries)
 
     @property
     def files(self) -> dict[str, ast.RuleFile]:
@@ -433,18 +456,22 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
         with open(f, "rb") as fh:
             texts[f] = fh.read()
     material = _cache_material(texts)
+    roots = _roots(paths)
     entries = _cache_get(material) if use_cache else None
     if entries is not None:
-        return Library(entries, from_cache=True, texts=texts)
-    parsed = _parse_all(texts, _roots(paths))
-    resolved = {str(Path(p).resolve()): p for p in parsed}
-    entries = {path: _Entry(f.name or stem_of(path), tuple(f.matches),
-                            tuple(resolved[str(_resolve_include(path, inc))] for inc in f.includes),
-                            file=f, keys=match_keys(f.matches))
-               for path, f in parsed.items()}
+        return Library(entries, from_cache=True, texts=texts, roots=roots)
+    entries = _entries(_parse_all(texts, roots))
     if use_cache:
         _cache_put(material, entries)
-    return Library(entries, texts=texts)
+    return Library(entries, texts=texts, roots=roots)
+
+
+def _entries(parsed: dict[str, ast.RuleFile]) -> dict[str, _Entry]:
+    resolved = {str(Path(p).resolve()): p for p in parsed}
+    return {path: _Entry(f.name or stem_of(path), tuple(f.matches),
+                         tuple(resolved[str(_resolve_include(path, inc))] for inc in f.includes),
+                         file=f, keys=match_keys(f.matches))
+            for path, f in parsed.items()}
 
 
 def rules_version(texts: dict[str, bytes]) -> str:
@@ -536,7 +563,7 @@ def _cache_get(material: bytes) -> dict[str, _Entry] | None:
     rows = cache.get(cache_dir(), material)
     if rows is None:
         return None
-    return {r.path: _Entry(r.name, None, r.includes, r.payload, row=r, keys=r.keys if _keys_ok(r.keys) else None)
+    return {r.path: _Entry(r.name, None, r.includes, row=r, keys=r.keys if _keys_ok(r.keys) else None)
             for r in rows}
 
 
