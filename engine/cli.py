@@ -7,7 +7,6 @@ example failed, a file needs formatting); 2 bad input, rules or usage;
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
@@ -17,8 +16,9 @@ from pathlib import Path
 
 # Start-up is part of every answer (`which` is run once per question), so this module imports
 # at the top only what reading an input needs; each command imports the rest (json, the
-# reports, strategies, the rule library) when it runs, and the parser builds only the
-# subcommand asked for (build_parser).
+# reports, strategies, the rule library) when it runs, a plain command line is read without
+# argparse (engine/quickargs.py), and otherwise the parser builds only the subcommand asked
+# for (build_parser).
 from . import __version__
 from .errors import BarsafeError, Location, OutputError, RuleError, RuleErrors, UsageError
 from .model import Device, Platform
@@ -60,10 +60,17 @@ def page_size_arg(value: str) -> int:
     try:
         size = parse_size(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise _type_error(str(exc)) from None
     if size < 4096 or size & (size - 1):
-        raise argparse.ArgumentTypeError(f"{value}: a host page size is a power of two >= 4K")
+        raise _type_error(f"{value}: a host page size is a power of two >= 4K")
     return size
+
+
+def _type_error(text: str) -> Exception:
+    """argparse.ArgumentTypeError(text): argparse shows it as the option's error (imported
+    here, as a plain command line is read without argparse: engine/quickargs.py)."""
+    import argparse
+    return argparse.ArgumentTypeError(text)
 
 
 @lru_cache(maxsize=1)
@@ -384,9 +391,9 @@ def hostpci_arg(value: str) -> int:
     try:
         index = int(value, 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        raise _type_error(f"{value!r} is not a number") from None
     if not 0 <= index <= PROXMOX_HOSTPCI_MAX:
-        raise argparse.ArgumentTypeError(
+        raise _type_error(
             f"{index}: Proxmox VE names passed-through devices hostpci0 to hostpci{PROXMOX_HOSTPCI_MAX}")
     return index
 
@@ -434,6 +441,8 @@ def _device_dir(path: Path) -> bool:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    import argparse
+
     from . import strategies
     from .audit import DEFAULT_STRATEGIES, Audit
     from .report import audit as audit_report
@@ -555,7 +564,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def workers_arg(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 1024:
-        raise argparse.ArgumentTypeError(f"{value!r}: a number of workers, 1..1024")
+        raise _type_error(f"{value!r}: a number of workers, 1..1024")
     return int(value)
 
 
@@ -849,16 +858,27 @@ def add_simulate_command(sub) -> None:
     sim.set_defaults(func=cmd_simulate)
 
 
-class HelpFormatter(argparse.HelpFormatter):
-    """argparse's own, measuring the terminal as shutil.get_terminal_size does but without
-    importing shutil: argparse makes a formatter for every option it adds (to check its
-    metavar), and the import (bz2, lzma, fnmatch...) cost `which` a tenth of its start-up."""
+@lru_cache(maxsize=1)
+def _parser_class() -> type:
+    """The class of every barsafe parser, subcommands' too (argparse makes them of the parent's
+    class): argparse's own with a help formatter that measures the terminal as
+    shutil.get_terminal_size does but without importing shutil (argparse makes a formatter for
+    every option it adds, to check its metavar, and the import (bz2, lzma, fnmatch...) cost
+    `which` a tenth of its start-up).  Made when first needed, as argparse is imported then."""
+    import argparse
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            width = _terminal_columns() - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
+    class HelpFormatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            if width is None:
+                width = _terminal_columns() - 2
+            super().__init__(prog, indent_increment, max_help_position, width)
+
+    class ArgumentParser(argparse.ArgumentParser):
+        def __init__(self, *args, formatter_class=HelpFormatter, **kwargs) -> None:
+            super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    return ArgumentParser
 
 
 def _terminal_columns() -> int:
@@ -875,18 +895,11 @@ def _terminal_columns() -> int:
     return columns or 80
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """Every barsafe parser, subcommands' too (argparse makes them of the parent's class)."""
-
-    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs) -> None:
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)
-
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; given a command name (one of COMMANDS), the same top level with
     that command's subparser alone, which is all parsing its arguments needs: building every
     subparser costs more than some answers (`which` runs once per question)."""
-    parser = ArgumentParser(
+    parser = _parser_class()(
         prog="barsafe",
         description="Predict which MSI-X relocation (QEMU x-msix-relocation) a passed-through"
                     " PCI device's guest driver survives.",
@@ -955,6 +968,31 @@ COMMANDS = {
 }
 
 
+class Arguments:
+    """The namespace of a command line read by quick_args: argparse.Namespace's behaviour."""
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__.update(values)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.__dict__
+
+    def __eq__(self, other) -> bool:
+        return vars(self) == vars(other) if hasattr(other, "__dict__") else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Arguments({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+
+def quick_args(command: str, words: list[str]) -> Arguments | None:
+    """``command``'s arguments read without argparse (engine/quickargs.py), or None when argparse
+    must read them (help, errors, anything but the plain cases)."""
+    from . import quickargs
+    spec = quickargs.declared(COMMANDS[command])
+    values = quickargs.parse(spec, words) if spec is not None else None
+    return None if values is None else Arguments({"command": command, **values})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the program itself, `barsafe ...` (not a caller's main(argv))
         # Starting made tens of thousands of objects that live as long as the process
@@ -966,11 +1004,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     completing = "_ARGCOMPLETE" in os.environ  # the shell asks for completions (argcomplete's protocol)
     # A command named first needs only its own subparser; anything else (--help, --version, a
     # misspelt command, completion) gets the whole parser, so its messages list every command.
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS and not completing else None)
-    if completing:
-        import argcomplete
-        argcomplete.autocomplete(parser)  # prints the candidates and exits
-    args = parser.parse_args(argv)
+    command = argv[0] if argv and argv[0] in COMMANDS and not completing else None
+    args = quick_args(command, argv[1:]) if command is not None else None
+    if args is None:
+        parser = build_parser(command)
+        if completing:
+            import argcomplete
+            argcomplete.autocomplete(parser)  # prints the candidates and exits
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except RuleErrors as exc:

@@ -17,8 +17,10 @@ SEED = ROOT / "corpus" / "devices" / "seed" / "lsi-sas3008-1000-0097.yaml"
 
 # Each of these cost a warm `which` on the seed from 1 % to 20 % of `python -c "import yaml"`:
 # dataclasses (inspect), typing, json, shutil (argparse's terminal width), lark (the grammar),
-# networkx (include graphs).  Annotations name typing's types under TYPE_CHECKING.
-NOT_ON_THE_WARM_PATH = ("dataclasses", "inspect", "typing", "json", "shutil", "lark", "networkx")
+# networkx (include graphs), argparse with gettext and locale (a plain command line is read by
+# engine/quickargs.py).  Annotations name typing's types under TYPE_CHECKING.
+NOT_ON_THE_WARM_PATH = ("dataclasses", "inspect", "typing", "json", "shutil", "lark", "networkx",
+                        "argparse", "gettext", "locale")
 
 
 def loaded_by_which(env: dict, argv: list[str]) -> tuple[int, list[str]]:
