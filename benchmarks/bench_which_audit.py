@@ -68,6 +68,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as scratch:
         env = dict(os.environ, BARSAFE_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.pop("PYTHONUNBUFFERED", None)  # neither is set in a user's shell
         cold = wall(WHICH, env)  # fills the rule cache
         wall(BASELINE, env)
         a, b = [], []

@@ -72,3 +72,21 @@ def test_lspci_patterns_compile_when_first_used():
         pass
     else:
         raise AssertionError("a name detect does not have must be an AttributeError")
+
+
+def test_a_command_that_ends_at_once_still_says_everything(tmp_path, capsys):
+    """`barsafe which` ends without the interpreter's teardown (cli._end): its whole output,
+    stdout and stderr, and its exit code are those of the same command run in-process."""
+    from engine.cli import main
+    env = {**os.environ, "BARSAFE_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("PYTHONUNBUFFERED", None)  # output to a pipe is held in Python's buffer until flushed
+    for argv in (["which", str(SEED), "--page-size", "64K", "--no-io-space"],
+                 ["which", str(SEED), "--json"],
+                 ["which", str(tmp_path / "missing.yaml")],
+                 ["show", str(ROOT / "corpus" / "devices")]):
+        run = subprocess.run([sys.executable, "-m", "engine.cli", *argv], capture_output=True, text=True,
+                             env=env, cwd=ROOT)
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert (run.returncode, run.stdout, run.stderr) == (code, out, err), argv
+        assert run.stdout or run.stderr
