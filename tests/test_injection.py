@@ -94,6 +94,27 @@ def test_printable_caps_length_without_cutting_an_escape():
     assert cut == "a" * (safe.FIELD_LIMIT - 1) + "..."  # "\n" (2 chars) would not fit whole
 
 
+def test_the_plain_text_shortcut_changes_nothing():
+    """printable and message return plain ASCII text as it is, without looking at each
+    character: on random text, the same as escaping character by character."""
+    import random
+    rng = random.Random(20261204)
+    alphabet = "aZ09 ~-:./\\\n\t\x00\x1b\x7f\x85\xa0ü\u202e\u2028\udcff\ufffe日"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        limit = rng.choice([None, 1, 4, 8, 256])
+        pieces = [safe._escape_char(ch) for ch in text]
+        want, length = "", 0
+        for piece in pieces:
+            if limit is not None and length + len(piece) > limit:
+                want += "..."
+                break
+            want, length = want + piece, length + len(piece)
+        assert safe.printable(text, limit) == want, (text, limit)
+        plain = "".join(ch if ch == "\\" else safe._escape_char(ch) for ch in text)
+        assert safe.message(text, 8) == (plain if len(plain) <= 8 else plain[:8] + "..."), text
+
+
 def test_comment_escapers_cannot_be_closed_from_inside():
     assert "--" not in safe.xml_comment("a -- b --> c ---")
     assert not safe.xml_comment("ends with -").endswith("-")
