@@ -12,7 +12,7 @@ import unicodedata
 from enum import Enum
 
 from .frozen import Frozen, _set, replace
-from .units import KiB, align_up, format_size, is_pow2, quote
+from .units import KiB, align_up, format_size, is_hex, is_pow2, quote
 
 BAR_SLOTS = 6
 MSIX_ENTRY_SIZE = 16  # PCI_MSIX_ENTRY_SIZE: address lo/hi, data, vector control
@@ -75,10 +75,12 @@ def rom_size_problem(size: int) -> str | None:
 # VMD, whose domains start at 0x10000), then show_slot_path "%02x:%02x.%d": bus, device (5 bits,
 # so at most 1f) and function (3 bits); sysfs names devices the same way with the domain always
 # present.  Nothing else may stand where a slot goes into a QEMU or Proxmox configuration.
-SLOT_RE = re.compile(r"(?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]")
+# is_slot checks it without compiling the pattern (tests/test_startup.py holds the two equal).
+SLOT_PATTERN = r"(?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]"
 # A module name is a kbuild file name with '-' turned into '_', at most MODULE_NAME_LEN - 1 = 55
 # characters (include/linux/module.h); older pcimap lookups print the '-' form.
-MODULE_RE = re.compile(r"[A-Za-z0-9_-]{1,55}")
+MODULE_PATTERN = r"[A-Za-z0-9_-]{1,55}"
+_MODULE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # A driver name is struct pci_driver .name as sysfs shows it under /sys/bus/pci/drivers, where
 # kobject_set_name turns '/' into '!'.  In-tree PCI drivers use more than [A-Za-z0-9_-]: spaces
 # ("pci1xxxx serial", "intel ips"), '+' ("speedfax+ pci"), non-ASCII letters ("CAFÉ NAND");
@@ -89,8 +91,21 @@ _DRIVER_PUNCT = frozenset(" _-+.()!")
 DRIVER_NAME_MAX = 255  # NAME_MAX: one sysfs directory entry
 
 
+def is_slot(text: str) -> bool:
+    """re.fullmatch(SLOT_PATTERN, text): [DDDD[DDDD]:]BB:DD.F, device 00-1f, function 0-7."""
+    head, tail = text[:-7], text[-7:]
+    return (len(tail) == 7 and is_hex(tail[:2], 2, 2) and tail[2] == ":" and tail[3] in "01"
+            and is_hex(tail[4], 1) and tail[5] == "." and tail[6] in "01234567"
+            and (not head or (head[-1] == ":" and is_hex(head[:-1], 8, 4))))
+
+
+def is_module_name(text: str) -> bool:
+    """re.fullmatch(MODULE_PATTERN, text)."""
+    return 1 <= len(text) <= 55 and _MODULE_CHARS.issuperset(text)
+
+
 def slot_problem(slot: str) -> str | None:
-    if SLOT_RE.fullmatch(slot):
+    if is_slot(slot):
         return None
     m = re.fullmatch(r"(?:([0-9a-fA-F]+):)?([0-9a-fA-F]+):([0-9a-fA-F]+)\.([0-9a-fA-F]+)", slot)
     if m:
@@ -118,7 +133,7 @@ def driver_problem(name: str) -> str | None:
 
 
 def module_problem(name: str) -> str | None:
-    if MODULE_RE.fullmatch(name):
+    if is_module_name(name):
         return None
     return (f"module name {quote(name)} is not a Linux module name"
             f" (1 to 55 of A-Z a-z 0-9 _ -)")

@@ -17,6 +17,15 @@ _SIZE_RE = re.compile(r"[ \t]*([0-9]+)[ \t]*([KMGT]?)(?:i?B)?[ \t]*", re.IGNOREC
 MAX_SIZE_DIGITS = 20
 MAX_SIZE = 1 << 64  # the whole 64-bit address space
 
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex(text: str, most: int, least: int = 1) -> bool:
+    """re.fullmatch("[0-9a-fA-F]{least,most}", text), without compiling patterns at start-up
+    (each cost `which` more than reading the record)."""
+    return least <= len(text) <= most and HEX_DIGITS.issuperset(text)
+
+
 QUOTE_LIMIT = 60
 # Control, format (bidi, zero-width), separator, surrogate, private-use and unassigned characters:
 # the categories engine/report/safe.py escapes.

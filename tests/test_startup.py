@@ -62,6 +62,32 @@ def test_record_hex_checks_are_the_patterns_they_replace():
     assert record.is_id_pair("1000:0097") and not record.is_id_pair("1000:00971")
 
 
+def test_string_checks_are_the_patterns_they_replace():
+    """model.is_slot, model.is_module_name and detect.starts_record, written without regular
+    expressions for start-up, against the patterns they stand for, on random text built from
+    the characters that matter to each."""
+    from engine import model
+    rng = random.Random(20261204)
+    slot_re, module_re = re.compile(model.SLOT_PATTERN), re.compile(model.MODULE_PATTERN)
+    start_re = re.compile(detect.RECORD_START_PATTERN)
+    slots = ["0000:03:00.0", "03:1f.7", "10000:00:00.0", "ffffffff:ff:1f.7"]
+    keys = list(detect.RECORD_KEYS) + ["---", "-", "%YAML", "slotx", "class_nam", " id"]
+    hits = [0, 0, 0]
+    for _ in range(30_000):
+        base = rng.choice(slots)
+        text = "".join(ch if rng.random() > 0.15 else rng.choice("0f1F2g:.7 8\u0661x") for ch in base)
+        text = text[:rng.randint(0, len(text))] if rng.random() < 0.2 else text
+        assert model.is_slot(text) == bool(slot_re.fullmatch(text)), text
+        hits[0] += model.is_slot(text)
+        name = "".join(rng.choice("aZ09_-.:é ") for _ in range(rng.choice([0, 1, 5, 54, 55, 56])))
+        assert model.is_module_name(name) == bool(module_re.fullmatch(name)), name
+        hits[1] += model.is_module_name(name)
+        line = rng.choice(keys) + "".join(rng.choice(" \t:\x1c\u00a0x-") for _ in range(rng.randint(0, 3)))
+        assert detect.starts_record(line) == bool(start_re.match(line)), line
+        hits[2] += detect.starts_record(line)
+    assert min(hits) > 1000, hits  # both answers are common in what was tried
+
+
 def test_lspci_patterns_compile_when_first_used():
     assert detect.HEADER_RE is detect.pattern("HEADER_RE")
     assert detect.HEADER_RE.match("0000:03:00.0 RAID bus controller [0104]: x").group("slot") == "0000:03:00.0"

@@ -35,7 +35,19 @@ def __getattr__(name: str):  # `from .detect import HEADER_RE` (engine.sources.l
 # is one of them is a record, so its mistakes get the record reader's precise errors.
 RECORD_KEYS = ("barsafe", "slot", "id", "subsystem", "class", "prog_if", "revision", "name", "class_name",
                "driver", "modules", "bars", "rom", "msix", "msix_unknown", "notes", "provenance")
-_RECORD_START_RE = re.compile(r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_KEYS) + r")\s*:")
+# What starts a record, as a pattern (tests/test_startup.py holds starts_record to it; compiling
+# it cost a warm `which` more than reading its record).
+RECORD_START_PATTERN = r"(?:---|-|%YAML)(?:\s|$)|(?:" + "|".join(RECORD_KEYS) + r")\s*:"
+
+
+def starts_record(line: str) -> bool:
+    """re.match(RECORD_START_PATTERN, line): a document marker, a list item or a directive
+    followed by white space or the end, or a record key followed by white space and ':'."""
+    for lead in ("---", "-", "%YAML"):
+        if line.startswith(lead) and (len(line) == len(lead) or line[len(lead)].isspace()):
+            return True
+    key, colon, _ = line.partition(":")
+    return bool(colon) and key.rstrip() in RECORD_KEYS
 
 
 def is_prompt(line: str) -> bool:
@@ -84,5 +96,5 @@ def looks_like_record(text: str) -> bool:
     for line in lines(text):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
-            return bool(_RECORD_START_RE.match(stripped))
+            return starts_record(stripped)
     return False

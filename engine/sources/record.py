@@ -14,7 +14,7 @@ from ..errors import InputError, Location
 from ..model import (BAR_SLOTS, MAX_DEVICES, MSIX_OFFSET_LIMIT, Bar, BarKind, Device, Msix,
                      bar_size_problem, driver_problem, module_problem, rom_size_problem, slot_problem,
                      text_problem)
-from ..units import format_size, parse_size, quote
+from ..units import format_size, is_hex, parse_size, quote
 from .detect import RECORD_KEYS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: it costs `which` start-up
@@ -35,15 +35,6 @@ MAX_NODES = 1_000_000
 _INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_INT_CHARS = 40  # "0x" and 16 hex digits, or 20 decimal ones, with room for '_' separators
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-def is_hex(text: str, most: int, least: int = 1) -> bool:
-    """re.fullmatch("[0-9a-fA-F]{least,most}", text), without compiling patterns at start-up
-    (each cost `which` more than reading the record)."""
-    return least <= len(text) <= most and _HEX_DIGITS.issuperset(text)
-
-
 def is_hex_int(text: str) -> bool:
     """re.fullmatch(r"(?:0[xX])?[0-9a-fA-F]{1,16}", text)."""
     return is_hex(text[2:] if text[:2] in ("0x", "0X") else text, 16)
