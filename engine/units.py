@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 
-_SUFFIX = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": 1024 * GiB}
-# ASCII digits only: \d would also take other scripts' digits ("٣", "３"), which int() accepts.
-_SIZE_RE = re.compile(r"[ \t]*([0-9]+)[ \t]*([KMGT]?)(?:i?B)?[ \t]*", re.IGNORECASE)
+_SUFFIX = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": 1024 * GiB, "k": KiB, "m": MiB, "g": GiB, "t": 1024 * GiB}
+# A size is SIZE_PATTERN (with re.ASCII | re.IGNORECASE), read by _size_parts without compiling
+# it.  ASCII only: \d would also take other scripts' digits ("٣", "３"), which int() accepts, and
+# a Unicode IGNORECASE takes the Kelvin sign U+212A for K and "İ" or "ı" for i.
+SIZE_PATTERN = r"[ \t]*([0-9]+)[ \t]*([KMGT]?)(?:i?B)?[ \t]*"
+_DIGITS = frozenset("0123456789")
 # 2**64 has 20 digits; a longer number is no size of anything on a 64-bit bus, and refusing it
 # before int() avoids Python's 4300-digit conversion limit (and the quadratic work below it).
 MAX_SIZE_DIGITS = 20
@@ -46,16 +48,30 @@ def quote(text: object, limit: int = QUOTE_LIMIT) -> str:
     return "'" + shown + ("..." if len(text) > limit else "") + "'"
 
 
+def _size_parts(text: str) -> tuple[str, str] | None:
+    """(digits, suffix letter or "") if ``text`` fully matches SIZE_PATTERN, else None."""
+    text = text.strip(" \t")
+    end = 0
+    while end < len(text) and text[end] in _DIGITS:
+        end += 1
+    rest = text[end:].lstrip(" \t")
+    suffix = rest[:1] if rest[:1] in _SUFFIX else ""
+    tail = rest[len(suffix):]
+    if not end or tail not in ("", "B", "b", "iB", "ib", "IB", "Ib"):
+        return None
+    return text[:end], suffix
+
+
 def parse_size(text: str) -> int:
     """'64K' -> 65536. Raises ValueError on anything else, and on sizes beyond 2**64."""
-    m = _SIZE_RE.fullmatch(text)
-    if not m:
+    parts = _size_parts(text)
+    if parts is None:
         raise ValueError(f"not a size: {quote(text)} (expected e.g. 256, 64K, 1M, 2G)")
-    digits = m.group(1).lstrip("0") or "0"
+    digits = parts[0].lstrip("0") or "0"
     if len(digits) > MAX_SIZE_DIGITS:
         raise ValueError(f"size {quote(text)} has {len(digits)} digits: too large for any"
                          f" address space (at most 2^64 bytes)")
-    value = int(digits) * _SUFFIX[m.group(2).upper()]
+    value = int(digits) * _SUFFIX[parts[1]]
     if value > MAX_SIZE:
         raise ValueError(f"size {quote(text)} is larger than the 64-bit address space")
     return value

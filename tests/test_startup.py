@@ -88,6 +88,47 @@ def test_string_checks_are_the_patterns_they_replace():
     assert min(hits) > 1000, hits  # both answers are common in what was tried
 
 
+def test_sizes_are_read_as_their_pattern_says():
+    """units.parse_size reads SIZE_PATTERN (ASCII, either case) without compiling it."""
+    from engine import units
+    size_re = re.compile(units.SIZE_PATTERN, re.ASCII | re.IGNORECASE)
+    rng = random.Random(20261204)
+    alphabet = "0123456789 \tKkMmGgTtiIBbx\u212a\u0130\u0131\u0663"
+    read = 0
+    for _ in range(30_000):
+        text = "".join(rng.choice(alphabet if rng.random() < 0.3 else "0123456789KiB \t")
+                       for _ in range(rng.randint(0, 8)))
+        m = size_re.fullmatch(text)
+        try:
+            got = units.parse_size(text)
+        except ValueError:
+            assert m is None or len(m.group(1).lstrip("0")) > units.MAX_SIZE_DIGITS, text
+            continue
+        assert m is not None and got == int(m.group(1)) * units._SUFFIX[m.group(2).upper()], text
+        read += 1
+    assert read > 3000
+
+
+def test_a_size_in_other_scripts_letters_is_not_a_size(capsys):
+    """The Kelvin sign (U+212A) once passed for K and then failed as a KeyError (an internal
+    error, and a traceback from --page-size); "İ" and "ı" passed for i."""
+    from engine import units
+    from engine.cli import main
+    for text in ("64\u212a", "64K\u0130B", "64\u0131B", "\u0663K"):
+        try:
+            units.parse_size(text)
+        except ValueError as exc:
+            assert "not a size" in str(exc)
+        else:
+            raise AssertionError(text)
+    try:
+        code = main(["which", str(SEED), "--page-size", "4\u212a"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    assert "argument --page-size: not a size" in capsys.readouterr().err
+
+
 def test_lspci_patterns_compile_when_first_used():
     assert detect.HEADER_RE is detect.pattern("HEADER_RE")
     assert detect.HEADER_RE.match("0000:03:00.0 RAID bus controller [0104]: x").group("slot") == "0000:03:00.0"
