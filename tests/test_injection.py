@@ -140,6 +140,28 @@ def test_host_address_takes_only_the_pci_address_grammar(slot):
         config.host_address(slot)
 
 
+def test_host_address_is_its_pattern():
+    """host_address reads config.SLOT_PATTERN without compiling it: on random slots, the
+    same addresses and the same refusals."""
+    import random
+    pattern = re.compile(config.SLOT_PATTERN, re.ASCII | re.IGNORECASE)
+    rng = random.Random(20261204)
+    read = 0
+    for _ in range(20_000):
+        base = rng.choice(["0000:03:00.0", "03:1f.7", "10000:00:00.0", "abCD:Ef:1F.7"])
+        slot = "".join(ch if rng.random() > 0.12 else rng.choice("0fF1g:.78 \u0661") for ch in base)
+        m = pattern.fullmatch(slot)
+        try:
+            got = config.host_address(slot)
+        except UsageError:
+            assert m is None, slot
+            continue
+        assert m is not None and got == (int(m.group(1) or "0", 16), int(m.group(2), 16),
+                                         int(m.group(3), 16), int(m.group(4))), slot
+        read += 1
+    assert read > 2000
+
+
 def test_host_address_reads_lspci_and_linux_spellings():
     assert config.host_address("01:00.0") == (0, 1, 0, 0)
     assert config.host_address("0001:03:1F.7") == (1, 3, 0x1F, 7)
