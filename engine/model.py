@@ -8,11 +8,10 @@ is not free even though nothing is implemented there.
 from __future__ import annotations
 
 import re
-import unicodedata
 from enum import Enum
 
 from .frozen import Frozen, _set, replace
-from .units import KiB, align_up, format_size, is_hex, is_pow2, quote
+from .units import KiB, align_up, char_category, format_size, is_hex, is_pow2, quote
 
 BAR_SLOTS = 6
 MSIX_ENTRY_SIZE = 16  # PCI_MSIX_ENTRY_SIZE: address lo/hi, data, vector control
@@ -145,8 +144,10 @@ def text_problem(text: str) -> str | None:
     Control characters and Unicode line/paragraph separators are refused: lspci prints names from
     pci.ids, which holds none, and would break a report line.  Other odd characters (bidi
     controls, private use) are kept and escaped where text is rendered (engine/report)."""
+    if text.isascii() and text.replace("\t", " ").isprintable():
+        return None  # no ASCII control character: most text, without a look at each character
     for ch in text:
-        if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+        if ch != "\t" and char_category(ch) in ("Cc", "Zl", "Zp"):
             return f"control character {quote(ch)} in text {quote(text)}"
     return None
 

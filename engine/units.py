@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
@@ -18,6 +16,13 @@ _DIGITS = frozenset("0123456789")
 # before int() avoids Python's 4300-digit conversion limit (and the quadratic work below it).
 MAX_SIZE_DIGITS = 20
 MAX_SIZE = 1 << 64  # the whole 64-bit address space
+
+def char_category(ch: str) -> str:
+    """unicodedata.category(ch), the module (a shared library: loading it cost a warm `which`
+    1 % of its time) imported when a character first needs it; plain ASCII text never does."""
+    from unicodedata import category
+    return category(ch)
+
 
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -43,8 +48,9 @@ def quote(text: object, limit: int = QUOTE_LIMIT) -> str:
     if isinstance(text, int) and text.bit_length() > 128:  # str() of a huge int is slow or refused
         return f"<a {text.bit_length()}-bit number>"
     text = str(text)
-    shown = "".join(f"<U+{ord(ch):04X}>" if unicodedata.category(ch) in _INVISIBLE else ch
-                    for ch in text[:limit])
+    shown = text[:limit]
+    if not (shown.isascii() and shown.isprintable()):
+        shown = "".join(f"<U+{ord(ch):04X}>" if char_category(ch) in _INVISIBLE else ch for ch in shown)
     return "'" + shown + ("..." if len(text) > limit else "") + "'"
 
 

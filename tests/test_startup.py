@@ -20,7 +20,7 @@ SEED = ROOT / "corpus" / "devices" / "seed" / "lsi-sas3008-1000-0097.yaml"
 # networkx (include graphs), argparse with gettext and locale (a plain command line is read by
 # engine/quickargs.py).  Annotations name typing's types under TYPE_CHECKING.
 NOT_ON_THE_WARM_PATH = ("dataclasses", "inspect", "typing", "json", "shutil", "lark", "networkx",
-                        "argparse", "gettext", "locale")
+                        "argparse", "gettext", "locale", "unicodedata")
 
 
 def loaded_by_which(env: dict, argv: list[str]) -> tuple[int, list[str]]:
@@ -86,6 +86,27 @@ def test_string_checks_are_the_patterns_they_replace():
         assert detect.starts_record(line) == bool(start_re.match(line)), line
         hits[2] += detect.starts_record(line)
     assert min(hits) > 1000, hits  # both answers are common in what was tried
+
+
+def test_plain_text_shortcuts_change_nothing():
+    """model.text_problem and units.quote pass plain ASCII text without looking up each
+    character (and without loading unicodedata): the same answers as looking them up."""
+    import unicodedata
+
+    from engine import model, units
+    rng = random.Random(20261204)
+    alphabet = "aZ0 ~\t\n\r\x00\x1b\x7f\x85\u2028\u2029\u202eü日"
+    refused = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        bad = next((ch for ch in text if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+        want = None if bad is None else f"control character {units.quote(bad)} in text {units.quote(text)}"
+        assert model.text_problem(text) == want, text
+        refused += bad is not None
+        shown = "".join(f"<U+{ord(ch):04X}>" if unicodedata.category(ch) in units._INVISIBLE else ch
+                        for ch in text[:6])
+        assert units.quote(text, 6) == "'" + shown + ("..." if len(text) > 6 else "") + "'", text
+    assert 1000 < refused < 19_000
 
 
 def test_sizes_are_read_as_their_pattern_says():

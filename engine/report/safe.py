@@ -11,7 +11,7 @@ validate fields too; this is the defence that holds even when they do not.
 
 from __future__ import annotations
 
-import unicodedata
+from ..units import char_category
 
 FIELD_LIMIT = 256  # one field (slot, name, driver): lspci's longest device names are ~120
 TEXT_LIMIT = 4096  # composed text (reasons, evidence lists) that may legitimately be long
@@ -28,7 +28,7 @@ _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 def _escape_char(ch: str) -> str:
     if ch in _NAMED:
         return _NAMED[ch]
-    if unicodedata.category(ch) not in _ESCAPED_CATEGORIES:
+    if char_category(ch) not in _ESCAPED_CATEGORIES:
         return ch
     code = ord(ch)
     if code <= 0xFF:
