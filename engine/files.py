@@ -70,6 +70,25 @@ def read_private(dir_fd: int, name: str) -> bytes:
         os.close(fd)
 
 
+def read_private_range(dir_fd: int, name: str, offset: int, length: int) -> bytes:
+    """``length`` bytes of ``name`` from ``offset`` (fewer at its end), checked as read_private
+    checks it: the part of a large file that is needed, without reading the rest."""
+    fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
+    try:
+        _check_private(os.fstat(fd), name, stat.S_IFREG)
+        chunks = []
+        while length > 0:
+            chunk = os.pread(fd, length, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def _replacing(name: str, dir_fd: int | None, like: os.stat_result | None):
     """A descriptor open on a new temp file beside ``name``; when the block ends without an

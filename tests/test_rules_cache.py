@@ -53,22 +53,27 @@ def test_a_tree_too_deep_to_store_is_simply_not_cached(tmp_path):
         cond = ast.Not(cond)
     with pytest.raises(RecursionError):
         cache.dumps(cond)
-    cache.put(tmp_path / "c", b"material", [("p", "n", (), (), cond)])
+    cache.put(tmp_path / "c", [b"material"], [("p", "n", (), (), cond)])
     assert not (tmp_path / "c").exists()  # nothing written, not even the directory
-    assert cache.get(tmp_path / "c", b"material") is None
+    assert cache.get(tmp_path / "c", [b"material"]) is None
 
 
 def test_put_then_get_is_the_same_rows(tmp_path, shipped):
     rows = [(path, f.name, tuple(f.matches), (), f) for path, f in shipped.items()]
-    cache.put(tmp_path / "c", b"m", rows)
-    got = cache.get(tmp_path / "c", b"m")
+    material = [b"m", b"x" * 300]
+    cache.put(tmp_path / "c", material, rows)
+    got = cache.get(tmp_path / "c", material)
     assert [(r.path, r.name, r.matches) for r in got] == [(p, n, m) for p, n, m, _, _ in rows]
     back = [cache.loads(r.payload, r.path) for r in got]
     assert back == [f for *_, f in rows]
     # spans are left out of ==, and the cache writes them without their path: they come back whole
     assert [list(spans(f)) for f in back] == [list(spans(f)) for *_, f in rows]
     assert all(s[0] == r.path for f, r in zip(back, got) for s in spans(f))
-    assert cache.get(tmp_path / "c", b"other material") is None
+    assert cache.get(tmp_path / "c", [b"other", b"material"]) is None
+    # the same file name (a long part counts by its length), not the same bytes
+    assert cache.key_of([b"m", b"y" * 300]) == cache.key_of(material)
+    assert cache.get(tmp_path / "c", [b"m", b"y" * 300]) is None
+    assert cache.get(tmp_path / "c", [b"m", b"x" * 299 + b"y"]) is None
 
 
 def spans(value):
@@ -97,10 +102,10 @@ def test_only_the_newest_cache_files_are_kept(tmp_path, shipped):
     import os
     rows = [(path, f.name, tuple(f.matches), (), f) for path, f in list(shipped.items())[:2]]
     for n in range(cache.KEEP + 3):
-        cache.put(tmp_path / "c", f"material {n}".encode(), rows)
-        newest = tmp_path / "c" / f"rules-{cache.key_of(f'material {n}'.encode())}.json"
+        cache.put(tmp_path / "c", [f"material {n}".encode()], rows)
+        newest = tmp_path / "c" / f"rules-{cache.key_of([f'material {n}'.encode()])}.json"
         os.utime(newest, ns=(n * 10**9, n * 10**9))
     kept = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert len(kept) == cache.KEEP
-    assert all(cache.get(tmp_path / "c", f"material {n}".encode()) is not None
+    assert all(cache.get(tmp_path / "c", [f"material {n}".encode()]) is not None
                for n in range(3, cache.KEEP + 3))

@@ -108,9 +108,9 @@ def test_a_cache_planted_in_a_shared_xdg_cache_home_never_runs_or_counts(shared,
     assert sorted(os.listdir(shared / "xdg" / "barsafe")) == [f"rules-{key}.json", f"rules-{key}.pickle"]
 
 
-def forge(good: Path, material: bytes, into: Path) -> bytes:
+def forge(good: Path, material: list[bytes], into: Path) -> bytes:
     """A well-formed cache for the same material whose forbid rules all say warn."""
-    rows = cache._parse(good.read_bytes(), material)
+    rows = cache.get(good.parent, material)
     forged = [(r.path, r.name, r.matches, r.includes,
                cache.loads(r.payload.replace(b'"forbid"', b'"warn"'), r.path)) for r in rows]
     cache.put(into, material, forged)

@@ -17,33 +17,40 @@ Layout of one cache file::
 
     MAGIC
     <len(material)> <len(index)> <crc32(index)>\\n
-    material     every input's bytes (version, grammar, each rule file's path and text)
+    material     every input's bytes (version, grammar, each rule file's path, length and
+                 text), joined by NUL bytes
     index        plain JSON, no nodes: [[path, name, includes, keys, matches offset, length,
                  crc32, AST offset, length, crc32], ...]
     payloads     two JSON documents per rule file: its match lines and its AST, each decoded
                  when first needed
 
 A hit needs ``material`` equal to what this run read, byte for byte, so a
-changed rule file or grammar can never be served stale.  The index's CRC is
-checked when the file is read (a damaged one is a miss); each payload's when
-it is first decoded, and one that fails raises Damaged: the library then parses
+changed rule file or grammar can never be served stale.  The file's name
+(key_of) is only where to look: it is made from the inputs' names and lengths,
+so an edit that keeps a file's length replaces the cache file rather than
+adding one.  A warm run reads the header, the material and the index, and no
+more; each payload is read when first needed, and its CRC checked then: one
+that fails (or can no longer be read) raises Damaged, and the library parses
 the rule files again from their text, as on a miss, and rewrites the cache
-(library.Library).  ``keys`` is the
-library's summary of a file's match lines (library.match_keys): a warm run
-reads the index alone, and decodes the match lines of only the rule sets that
-may claim the device (decoding all of them was most of a warm `which`'s work).
+(library.Library).  The index's CRC is checked when it is read (a damaged one
+is a miss).  ``keys`` is the library's summary of a file's match lines
+(library.match_keys): a warm run decodes the match lines of only the rule sets
+that may claim the device (decoding all of them was most of a warm `which`'s
+work), and reading every payload, then the half of the cache it never used,
+cost it more than reading the rule files.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import files
 from . import ast
 
-MAGIC = b"barsafe rule cache 5\n"
+MAGIC = b"barsafe rule cache 6\n"
 _NODES: dict[str, type] = {}
 
 
@@ -146,8 +153,25 @@ def _json_loads(data: bytes, object_hook=None):
     return value
 
 
-def key_of(material: bytes) -> str:
-    return f"{zlib.crc32(material):08x}-{len(material):x}"
+def key_of(parts: Sequence[bytes]) -> str:
+    """The cache file's name for the material ``parts`` make (NUL-joined): a CRC of the parts,
+    each longer one (a rule file's text) by its length alone, and the material's length."""
+    summary = b"\0".join(part if len(part) <= 256 else b"<%d>" % len(part) for part in parts)
+    return f"{zlib.crc32(summary):08x}-{sum(map(len, parts)) + max(len(parts) - 1, 0):x}"
+
+
+def _same_material(data: bytes, start: int, end: int, parts: Sequence[bytes]) -> bool:
+    """Whether data[start:end] is b"\\0".join(parts), compared in place."""
+    at = start
+    for n, part in enumerate(parts):
+        if n:
+            if not data.startswith(b"\0", at):
+                return False
+            at += 1
+        if not data.startswith(part, at):
+            return False
+        at += len(part)
+    return at == end
 
 
 class Damaged(ValueError):
@@ -156,26 +180,45 @@ class Damaged(ValueError):
 
 class Row:
     """One rule file in the cache: its name, includes and match keys now; its match lines and
-    AST (``payload``) as cache bytes, checked against their CRC and decoded when first needed
-    (Damaged if they fail)."""
+    AST (``payload``) as cache bytes, read from the cache file, checked against their CRC and
+    decoded when first needed (Damaged if they fail)."""
 
-    __slots__ = ("path", "name", "includes", "keys", "payload", "_crc", "_matches", "_match_payload", "_match_crc")
+    __slots__ = ("path", "name", "includes", "keys", "_file", "_matches", "_match_place", "_place")
 
-    def __init__(self, path: str, name: str, includes: tuple[str, ...], keys, match_payload: bytes, match_crc: int,
-                 payload: bytes, crc: int):
+    def __init__(self, path: str, name: str, includes: tuple[str, ...], keys, file: tuple,
+                 match_place: tuple[int, int, int], place: tuple[int, int, int]):
         self.path, self.name, self.includes, self.keys = path, name, includes, keys
-        self._matches, self._match_payload, self._match_crc = None, match_payload, match_crc
-        self.payload, self._crc = payload, crc
+        self._file = file  # (cache directory, file name)
+        self._matches, self._match_place, self._place = None, match_place, place
 
     @property
     def matches(self) -> tuple:
         if self._matches is None:
-            self._matches = _checked_loads(self._match_payload, self._match_crc, self.path)
+            self._matches = self._decode(self._match_place)
         return self._matches
+
+    @property
+    def payload(self) -> bytes:
+        """The AST's cache bytes, as the file holds them now."""
+        return self._read(self._place)
 
     def tree(self) -> ast.RuleFile:
         """The file's AST, decoded anew on each call."""
-        return _checked_loads(self.payload, self._crc, self.path)
+        return self._decode(self._place)
+
+    def _read(self, place: tuple[int, int, int]) -> bytes:
+        directory, name = self._file
+        try:
+            dfd = files.open_private_dir(directory, create=False)
+            try:
+                return files.read_private_range(dfd, name, place[0], place[1])
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise Damaged(f"cache entry for {self.path}: {exc}") from None
+
+    def _decode(self, place: tuple[int, int, int]):
+        return _checked_loads(self._read(place), place[2], self.path)
 
 
 def _checked_loads(payload: bytes, crc: int, path: str):
@@ -187,56 +230,53 @@ def _checked_loads(payload: bytes, crc: int, path: str):
         raise Damaged(f"cache entry for {path}: {exc}") from None
 
 
-def get(directory: Path | None, material: bytes) -> list[Row] | None:
-    """The cached rows for exactly this material, or None for any miss."""
+_HEAD = 96  # MAGIC and the lengths line fit in this many bytes
+
+
+def get(directory: Path | None, parts: Sequence[bytes]) -> list[Row] | None:
+    """The cached rows for exactly the material ``parts`` make, or None for any miss."""
     if directory is None:
         return None
+    name = f"rules-{key_of(parts)}.json"
     try:
         dfd = files.open_private_dir(directory, create=False)
     except OSError:
         return None
     try:
-        data = files.read_private(dfd, f"rules-{key_of(material)}.json")
-        return _parse(data, material)
+        head = files.read_private_range(dfd, name, 0, _HEAD)
+        if not head.startswith(MAGIC):
+            return None
+        head_end = head.index(b"\n", len(MAGIC)) + 1
+        m_len, i_len, i_crc = (int(x) for x in head[len(MAGIC):head_end - 1].split(b" "))
+        if m_len != sum(map(len, parts)) + max(len(parts) - 1, 0) or not 0 <= i_len <= 1 << 30:
+            return None
+        body = files.read_private_range(dfd, name, head_end, m_len + i_len)
+        if not _same_material(body, 0, m_len, parts):
+            return None
+        return _rows(body[m_len:], i_crc, (directory, name), head_end + m_len + i_len)
     except (OSError, ValueError, TypeError, RecursionError):
         return None
     finally:
         os.close(dfd)
 
 
-def _parse(data: bytes, material: bytes) -> list[Row] | None:
-    if not data.startswith(MAGIC):
-        return None
-    head_end = data.index(b"\n", len(MAGIC))
-    m_len, i_len, i_crc = (int(x) for x in data[len(MAGIC):head_end].split(b" "))
-    start = head_end + 1
-    if data[start:start + m_len] != material:
-        return None
-    index_bytes = data[start + m_len:start + m_len + i_len]
+def _rows(index_bytes: bytes, i_crc: int, file: tuple, base: int) -> list[Row] | None:
     if zlib.crc32(index_bytes) != i_crc:  # the match keys in it choose the rule sets
         return None
     index = _json_loads(index_bytes)
-    base = start + m_len + i_len
     rows = []
-    end = len(data) - base
     for path, name, includes, keys, *places in index:  # a wrong shape raises ValueError or TypeError
         if not (isinstance(path, str) and isinstance(name, str) and isinstance(includes, list)
                 and all(isinstance(i, str) for i in includes) and len(places) == 6
-                and all(type(n) is int for n in places)):
+                and all(type(n) is int and n >= 0 for n in places)):
             return None
-        m_off, m_len, m_crc, t_off, t_len, t_crc = places
-        if not (0 <= m_off and 0 <= m_len and m_off + m_len <= end and 0 <= t_off and 0 <= t_len
-                and t_off + t_len <= end):
-            return None
-        # The payloads' CRCs are checked when each is first decoded (Row): a warm run decodes
-        # the few rule sets that may claim its device, and checking every payload here cost it
-        # more than all its decoding.  The index (the match keys) was checked above.
-        rows.append(Row(path, name, tuple(includes), keys, data[base + m_off:base + m_off + m_len], m_crc,
-                        data[base + t_off:base + t_off + t_len], t_crc))
+        # Payloads are read, and their CRCs checked, when each is first decoded (Row).
+        rows.append(Row(path, name, tuple(includes), keys, file, (base + places[0], places[1], places[2]),
+                        (base + places[3], places[4], places[5])))
     return rows
 
 
-def put(directory: Path | None, material: bytes, rows: list[tuple]) -> None:
+def put(directory: Path | None, parts: Sequence[bytes], rows: list[tuple]) -> None:
     """Store (path, name, matches, includes, AST[, keys]) rows (keys: plain JSON data, or
     None); silently nothing if it cannot be done safely."""
     if directory is None:
@@ -255,13 +295,15 @@ def put(directory: Path | None, material: bytes, rows: list[tuple]) -> None:
         index_bytes = json.dumps(index, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         return  # an AST too deep or odd to store: answer without a cache
-    blob = b"".join([MAGIC, f"{len(material)} {len(index_bytes)} {zlib.crc32(index_bytes)}\n".encode(), material, index_bytes, *payloads])
+    material = b"\0".join(parts)
+    blob = b"".join([MAGIC, f"{len(material)} {len(index_bytes)} {zlib.crc32(index_bytes)}\n".encode(), material,
+                     index_bytes, *payloads])
     try:
         dfd = files.open_private_dir(directory, create=True)
     except OSError:
         return  # a read-only home, or a directory another user controls: no cache
     try:
-        files.write_atomic(f"rules-{key_of(material)}.json", blob, dir_fd=dfd)
+        files.write_atomic(f"rules-{key_of(parts)}.json", blob, dir_fd=dfd)
         _prune(dfd)
     except OSError:
         pass

@@ -24,7 +24,7 @@ from .compile import Candidate, CompiledFile, Violation, class_match, compile_fi
 from .parse_paths import GRAMMAR
 
 DEFAULT_ROOT = RULES
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 
 
 class Ruleset:
@@ -552,14 +552,16 @@ def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path],
         raise RuleErrors(errors)
 
 
-def _cache_material(texts: dict[str, bytes]) -> bytes:
+def _cache_material(texts: dict[str, bytes]) -> list[bytes]:
+    """What a cache entry must have been made from to be served (cache.get): the parts of its
+    material, which the cache compares in place rather than joined (half a megabyte copied)."""
     parts = [f"{CACHE_FORMAT}:{__version__}".encode(), GRAMMAR.read_bytes()]
     for path in sorted(texts):
         parts += [path.encode(), str(len(texts[path])).encode(), texts[path]]
-    return b"\0".join(parts)
+    return parts
 
 
-def _cache_get(material: bytes) -> dict[str, _Entry] | None:
+def _cache_get(material: list[bytes]) -> dict[str, _Entry] | None:
     rows = cache.get(cache_dir(), material)
     if rows is None:
         return None
@@ -567,6 +569,6 @@ def _cache_get(material: bytes) -> dict[str, _Entry] | None:
             for r in rows}
 
 
-def _cache_put(material: bytes, entries: dict[str, _Entry]) -> None:
+def _cache_put(material: list[bytes], entries: dict[str, _Entry]) -> None:
     cache.put(cache_dir(), material,
               [(path, e.name, e.matches, e.includes, e.file, e.keys) for path, e in entries.items()])
