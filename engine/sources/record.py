@@ -101,25 +101,13 @@ def _compose(loader: Any, path: str) -> list[yaml.Node | None]:
 
     while True:
         event = loader.get_event()
-        if isinstance(event, yaml.StreamEndEvent):
-            return docs
-        if isinstance(event, yaml.StreamStartEvent):
-            continue
-        if isinstance(event, yaml.DocumentStartEvent):
-            root = None
-            continue
-        if isinstance(event, yaml.DocumentEndEvent):
-            docs.append(root)
-            continue
-        if isinstance(event, yaml.AliasEvent):
-            raise refuse(event, "YAML aliases (*name) are not allowed in device records: write"
-                                " the value out")
-        if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+        kind = type(event)  # PyYAML's event classes have no subclasses: one test per event
+        if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
             node, children = stack.pop()
             node.end_mark = event.end_mark
-            node.value = (children if isinstance(node, yaml.SequenceNode)
+            node.value = (children if type(node) is yaml.SequenceNode
                           else list(zip(children[0::2], children[1::2])))
-        else:
+        elif kind is yaml.ScalarEvent or kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
             if event.anchor is not None:
                 raise refuse(event, f"YAML anchors (&{quote(event.anchor)[1:-1]}) are not allowed"
                                     f" in device records")
@@ -130,7 +118,7 @@ def _compose(loader: Any, path: str) -> list[yaml.Node | None]:
             if nodes > MAX_NODES:
                 raise refuse(event, f"more than {MAX_NODES} YAML nodes: too large for device"
                                     f" records")
-            if isinstance(event, yaml.ScalarEvent):
+            if kind is yaml.ScalarEvent:
                 tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
                 if tag == _MERGE_TAG:
                     raise refuse(event, "YAML merge keys (<<) are not allowed in device records")
@@ -140,11 +128,26 @@ def _compose(loader: Any, path: str) -> list[yaml.Node | None]:
                 if len(stack) >= MAX_DEPTH:
                     raise refuse(event, f"YAML nested more than {MAX_DEPTH} levels deep: not a"
                                         f" device record")
-                kind = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
-                node = kind(loader.resolve(kind, None, event.implicit), [], event.start_mark,
-                            None, flow_style=event.flow_style)
+                node_kind = yaml.SequenceNode if kind is yaml.SequenceStartEvent else yaml.MappingNode
+                node = node_kind(loader.resolve(node_kind, None, event.implicit), [], event.start_mark,
+                                 None, flow_style=event.flow_style)
                 stack.append((node, []))
                 continue
+        elif kind is yaml.StreamEndEvent:
+            return docs
+        elif kind is yaml.StreamStartEvent:
+            continue
+        elif kind is yaml.DocumentStartEvent:
+            root = None
+            continue
+        elif kind is yaml.DocumentEndEvent:
+            docs.append(root)
+            continue
+        elif kind is yaml.AliasEvent:
+            raise refuse(event, "YAML aliases (*name) are not allowed in device records: write"
+                                " the value out")
+        else:  # no other event exists; refuse rather than guess if a PyYAML ever adds one
+            raise refuse(event, f"unexpected YAML event {kind.__name__}")
         if stack:  # a scalar, or a collection just closed: a child of the one still open
             stack[-1][1].append(node)
         else:
