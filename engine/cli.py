@@ -12,16 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 
 # Start-up is part of every answer (`which` is run once per question), so this module imports
 # at the top only what reading an input needs; each command imports the rest (json, the
-# reports, strategies, the rule library) when it runs, a plain command line is read without
-# argparse (engine/quickargs.py), and otherwise the parser builds only the subcommand asked
-# for (build_parser).
+# reports, strategies, the rule library, pathlib) when it runs, a plain command line is read
+# without argparse (engine/quickargs.py), and otherwise the parser builds only the subcommand
+# asked for (build_parser).  `which` names files with strings (engine/paths.py).
 from . import __version__
 from .errors import BarsafeError, Location, OutputError, RuleError, RuleErrors, UsageError
 from .model import Device, Platform
+from .paths import is_dir
 from .report.safe import long_text, message, printable
 from .sources import load, load_sysfs, stream
 from .units import parse_size
@@ -31,6 +31,7 @@ EXIT_OK, EXIT_NO, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 @lru_cache(maxsize=64)
 def _file_lines(path: str) -> tuple[str, ...]:
+    from pathlib import Path
     try:
         return tuple(Path(path).read_text(errors="replace").splitlines())
     except OSError:
@@ -214,21 +215,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def rule_paths(paths: list[str] | None) -> list[Path]:
     """Rule roots for the authoring commands: the paths given, else the shipped rules/."""
+    from pathlib import Path
+
     from .rules.library import DEFAULT_ROOT
     return [Path(p) for p in paths] if paths else [DEFAULT_ROOT]
 
 
-def answer_rule_paths(args: argparse.Namespace) -> list[Path]:
+def answer_rule_paths(args: argparse.Namespace) -> list[str]:
     """Rule roots for answers: the shipped rules (generic included), then each --rules root,
     whose rule sets add to them and replace a shipped set of the same name; --only-rules
-    leaves the shipped ones out."""
-    from .rules.library import DEFAULT_ROOT
-    extra = [Path(p) for p in args.rules or ()]
+    leaves the shipped ones out.  Names, which library.load reads as the Paths they name."""
+    from .paths import RULES_DIR
+    extra = list(args.rules or ())
     if args.only_rules:
         if not extra:
             raise UsageError("--only-rules needs at least one --rules DIR")
         return extra
-    return [DEFAULT_ROOT, *extra]
+    return [RULES_DIR, *extra]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -326,6 +329,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .report import text
     from .rules import library
     from .score import judge
@@ -425,14 +430,15 @@ def cmd_which(args: argparse.Namespace) -> int:
 def _audit_inputs(specs: list[str]):
     """(name, devices) per input file, one at a time; directories are walked."""
     for spec in specs:
-        path = Path(spec)
-        if spec != "-" and path.is_dir() and not _device_dir(path) and not any(
-                _device_dir(p) for p in path.iterdir()):
-            for f in sorted(p for p in path.rglob("*") if p.is_file()
-                            and p.suffix in (".txt", ".yaml", ".yml", ".lspci")):
-                yield str(f), lambda f=f: load(str(f))
-        else:
-            yield spec, lambda spec=spec: load(spec)
+        if spec != "-" and is_dir(spec):
+            from pathlib import Path
+            path = Path(spec)
+            if not _device_dir(path) and not any(_device_dir(p) for p in path.iterdir()):
+                for f in sorted(p for p in path.rglob("*") if p.is_file()
+                                and p.suffix in (".txt", ".yaml", ".yml", ".lspci")):
+                    yield str(f), lambda f=f: load(str(f))
+                continue
+        yield spec, lambda spec=spec: load(spec)
 
 
 def _device_dir(path: Path) -> bool:
@@ -727,6 +733,8 @@ def add_explain_command(sub) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Boot the guest driver once per target with the host device passed through (engine/verify)."""
+    from pathlib import Path
+
     from .verify import grammar, run as verify_run, text as verify_text
     if args.candidates and args.targets:
         raise UsageError("give either --targets or --candidates, not both")
@@ -774,6 +782,8 @@ def add_verify_command(sub) -> None:
 
 def cmd_mine(args: argparse.Namespace) -> int:
     """Draft rule files from a Linux tree's driver source (engine/mine)."""
+    from pathlib import Path
+
     from .mine import cfront, run as mine_run
     if not cfront.available():
         raise UsageError("barsafe mine needs tree-sitter and tree-sitter-c: pip install 'barsafe[mine]'")

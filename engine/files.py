@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import contextmanager
-from pathlib import Path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -42,11 +41,12 @@ def _check_private(st: os.stat_result, what: str, kind: int) -> None:
         raise UnsafePath(f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})")
 
 
-def open_private_dir(path: Path, create: bool = True) -> int:
+def open_private_dir(path: str | Path, create: bool = True) -> int:
     """A descriptor for ``path``, a directory only this user can write; made 0700 if missing."""
     if create:
+        from pathlib import Path  # here: a warm run only opens the cache, and pathlib costs it
         try:
-            os.makedirs(path.parent, mode=0o700, exist_ok=True)
+            os.makedirs(Path(path).parent, mode=0o700, exist_ok=True)
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
@@ -94,6 +94,7 @@ def _replacing(name: str, dir_fd: int | None, like: os.stat_result | None):
     """A descriptor open on a new temp file beside ``name``; when the block ends without an
     exception the file is flushed to disk and renamed over ``name``, else it is removed."""
     if dir_fd is None:
+        from pathlib import Path  # here: a warm `which` writes nothing, and pathlib costs it
         target = Path(name)
         directory, base = str(target.parent), target.name
     else:

@@ -18,20 +18,32 @@ SEED = ROOT / "corpus" / "devices" / "seed" / "lsi-sas3008-1000-0097.yaml"
 # Each of these cost a warm `which` on the seed from 1 % to 20 % of `python -c "import yaml"`:
 # dataclasses (inspect), typing, json, shutil (argparse's terminal width), lark (the grammar),
 # networkx (include graphs), argparse with gettext and locale (a plain command line is read by
-# engine/quickargs.py).  Annotations name typing's types under TYPE_CHECKING.
+# engine/quickargs.py), pathlib (urllib.parse, ipaddress, fnmatch, ntpath: the start-up path
+# names files with strings, engine/paths.py).  Annotations name typing's types under
+# TYPE_CHECKING.
 NOT_ON_THE_WARM_PATH = ("dataclasses", "inspect", "typing", "json", "shutil", "lark", "networkx",
-                        "argparse", "gettext", "locale", "unicodedata")
+                        "argparse", "gettext", "locale", "unicodedata", "pathlib")
 
 
 def loaded_by_which(env: dict, argv: list[str]) -> tuple[int, list[str]]:
-    """(exit code, which of NOT_ON_THE_WARM_PATH were loaded) of `barsafe ARGV` in a new process."""
-    code = ("import io, sys\n"
+    """(exit code, which of NOT_ON_THE_WARM_PATH were loaded) of `barsafe ARGV` in a new process.
+
+    The process starts without the site module (-S), this one's path (the checkout first) given
+    as PYTHONPATH, whose folders' .pth files are not run: an editable install's finder, which
+    site would run, imports pathlib itself.  It stops if any of the modules is loaded before
+    barsafe is, as their absence after the run would then say nothing."""
+    code = ("import sys\n"
+            f"early = [m for m in {NOT_ON_THE_WARM_PATH!r} if m in sys.modules]\n"
+            "assert not early, f'loaded before barsafe: {early}'\n"
+            "import io\n"
             "from contextlib import redirect_stdout\n"
             "from engine.cli import main\n"
             "with redirect_stdout(io.StringIO()):\n"
             f"    rc = main({argv!r})\n"
             f"print(rc, *sorted(m for m in {NOT_ON_THE_WARM_PATH!r} if m in sys.modules))\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    path = os.pathsep.join([str(ROOT), *(p for p in sys.path if p)])
+    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": path}, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     rc, *loaded = run.stdout.split()
     return int(rc), loaded

@@ -13,7 +13,6 @@ fields, a readable repr, pickling.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Iterator
 
 from ..errors import Location
@@ -473,6 +472,7 @@ class RuleFile(Node, uncompared=("path", "comments")):
 
 def stem_of(path: str) -> str:
     """The rule set name a file must carry: its name without .rules."""
+    from pathlib import Path  # here: only parsing asks, and pathlib costs every start-up
     return Path(path).name.removesuffix(".rules")
 
 

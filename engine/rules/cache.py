@@ -45,7 +45,6 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 
 from .. import files
 from . import ast
@@ -233,7 +232,7 @@ def _checked_loads(payload: bytes, crc: int, path: str):
 _HEAD = 96  # MAGIC and the lengths line fit in this many bytes
 
 
-def get(directory: Path | None, parts: Sequence[bytes]) -> list[Row] | None:
+def get(directory: str | Path | None, parts: Sequence[bytes]) -> list[Row] | None:
     """The cached rows for exactly the material ``parts`` make, or None for any miss."""
     if directory is None:
         return None
@@ -276,7 +275,7 @@ def _rows(index_bytes: bytes, i_crc: int, file: tuple, base: int) -> list[Row] |
     return rows
 
 
-def put(directory: Path | None, parts: Sequence[bytes], rows: list[tuple]) -> None:
+def put(directory: str | Path | None, parts: Sequence[bytes], rows: list[tuple]) -> None:
     """Store (path, name, matches, includes, AST[, keys]) rows (keys: plain JSON data, or
     None); silently nothing if it cannot be done safely."""
     if directory is None:

@@ -12,19 +12,25 @@ the small `match` lists alone).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .. import __version__
-from ..paths import RULES
+from ..paths import GRAMMAR_FILE, RULES_DIR, is_dir, is_file, pure
 from ..errors import Location, RuleError, RuleErrors
 from ..model import Device
 from . import ast, cache
 from .ast import stem_of
 from .compile import Candidate, CompiledFile, Violation, class_match, compile_file, ids_match
-from .parse_paths import GRAMMAR
 
-DEFAULT_ROOT = RULES
 CACHE_FORMAT = 6
+
+
+def __getattr__(name: str):
+    """DEFAULT_ROOT, the shipped rules/ as a Path (paths.RULES): made when first asked for, as
+    pathlib costs a warm `which`, which loads the library by name (paths.RULES_DIR)."""
+    if name != "DEFAULT_ROOT":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .. import paths
+    return paths.RULES
 
 
 class Ruleset:
@@ -213,11 +219,11 @@ class _Entry:
 
 class Library:
     def __init__(self, entries: dict[str, _Entry], from_cache: bool = False, texts: dict[str, bytes] | None = None,
-                 roots: list[Path] | None = None):
+                 roots: list[str] | None = None):
         self.entries = entries
         self.from_cache = from_cache
         self._texts = texts or {}  # the rule files' bytes, for version (and a damaged cache entry)
-        self._roots = roots or []
+        self._roots = roots or []  # _roots(): resolved, as strings
         self._version: str | None = None
         self._compiled: dict[str, CompiledFile] = {}
         self._matching: dict[tuple, tuple[tuple[Ruleset, str], ...]] = {}
@@ -347,34 +353,45 @@ class Library:
         return tuple((rs, why) for rank, _, rs, why in sorted(hits, key=lambda h: (h[0], h[1])) if rank in tier)
 
 
-def rule_files(paths: list[Path]) -> list[Path]:
+def rule_files(paths: list[str | Path]) -> list[Path]:
     """Every .rules file under ``paths``; one reached through a symlink that leaves its root is an error.
 
     The root of a directory is itself; of a file named directly, its folder.
     `check`, `fmt`, `test` and `which --rules` all read through here, so none of
     them reads (or `fmt` rewrites) a file outside the roots it was given.
     """
-    return [Path(f) for f in _rule_file_names(paths)]
+    from pathlib import Path  # here: `which` reads the files by name (_rule_file_names)
+    return [Path(f) for f in _rule_file_names(_names(paths))]
 
 
-def _rule_file_names(paths: list[Path]) -> list[str]:
-    """rule_files as the strings of its paths, in the same order (making a Path of each file
-    cost a warm `which` more than reading them)."""
+def _names(paths: list[str | Path]) -> list[str]:
+    """Paths, or names, as the strings of the Paths they are (paths.pure)."""
+    return [pure(os.fspath(p)) for p in paths]
+
+
+def _rule_file_names(paths: list[str]) -> list[str]:
+    """rule_files as the strings of its paths, in the same order, of roots given as such
+    strings (_names): making a Path of each file cost a warm `which` more than reading them."""
     out: list[str] = []
     errors: list[RuleError] = []
     for p in paths:
-        if p.is_dir():
-            root, found = p.resolve(), []
+        directory = is_dir(p)
+        if directory:
+            found = []
             for f, plain in _rules_under(p):
                 if plain:  # no symlink on the way from p: inside the root, and a file
                     out.append(f)
                 else:
                     found.append(f)
             found.sort(key=_path_order)
-        elif p.is_file():
-            root, found = p.parent.resolve(), [str(p)]
+        elif is_file(p):
+            found = [p]
         else:
-            raise RuleErrors([RuleError("no such rule file or directory", Location(str(p)))])
+            raise RuleErrors([RuleError("no such rule file or directory", Location(p))])
+        if not found:
+            continue
+        from pathlib import Path  # here: only files reached through a symlink, or named, need it
+        root = Path(p).resolve() if directory else Path(p).parent.resolve()
         for f in found:
             target = Path(f).resolve()
             if not target.is_relative_to(root):
@@ -392,13 +409,14 @@ def _path_order(path: str) -> list[str]:
     return ["/", *path[1:].split("/")] if path.startswith("/") else path.split("/")
 
 
-def _rules_under(top: Path) -> list[tuple[str, bool]]:
-    """What ``top.rglob("*.rules")`` finds, each with whether it is a regular file reached
-    without a symlink (directory entries' own types: no stat, no resolve, which cost a warm
-    `which` more than the rest of loading the library).  Like rglob it does not descend into
-    symlinked directories and skips a directory it may not read."""
+def _rules_under(top: str) -> list[tuple[str, bool]]:
+    """What ``Path(top).rglob("*.rules")`` finds (``top`` written as str(Path) writes it), each
+    with whether it is a regular file reached without a symlink (directory entries' own types:
+    no stat, no resolve, which cost a warm `which` more than the rest of loading the library).
+    Like rglob it does not descend into symlinked directories and skips a directory it may
+    not read."""
     found: list[tuple[str, bool]] = []
-    stack = [str(top)]
+    stack = [top]
     while stack:
         folder = stack.pop()
         try:
@@ -420,7 +438,7 @@ def _rules_under(top: Path) -> list[tuple[str, bool]]:
     return found
 
 
-def _layered(paths: list[Path]) -> list[str]:
+def _layered(paths: list[str]) -> list[str]:
     """The rule files of several roots, a later root's file replacing an earlier root's of the
     same name: `which --rules mine/` over the shipped rules lets an author try a new mpt3sas.rules."""
     by_stem: dict[str, tuple[int, list[str]]] = {}
@@ -434,23 +452,36 @@ def _layered(paths: list[Path]) -> list[str]:
     return sorted((f for _, found in by_stem.values() for f in found), key=_path_order)
 
 
-def _roots(paths: list[Path]) -> list[Path]:
-    return [(p if p.is_dir() else p.parent).resolve() for p in paths]
+def _roots(paths: list[str]) -> list[str]:
+    """Each root (of a file, its folder) resolved, as str(Path(p).resolve()): that is realpath's
+    answer (pathlib stats it too, only to make a symlink loop an error, and _layered has
+    already read every root)."""
+    return [os.path.realpath(p if is_dir(p) else os.path.dirname(p)) for p in paths]
 
 
 def cache_dir() -> Path | None:
     """$BARSAFE_CACHE_DIR, else $XDG_CACHE_HOME/barsafe or ~/.cache/barsafe; BARSAFE_CACHE=0: none."""
+    name = _cache_dir_name()
+    if name is None:
+        return None
+    from pathlib import Path  # here: the library itself uses the name
+    return Path(name)
+
+
+def _cache_dir_name() -> str | None:
+    """cache_dir() as a string, str(cache_dir())."""
     if os.environ.get("BARSAFE_CACHE") == "0":
         return None
     if os.environ.get("BARSAFE_CACHE_DIR"):
-        return Path(os.environ["BARSAFE_CACHE_DIR"])
+        return pure(os.environ["BARSAFE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "barsafe"
+    return pure(os.path.join(base, "barsafe"))
 
 
-def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
-    """Parse, check and compile every rule file under ``paths`` (default: the shipped rules/)."""
-    paths = paths or [DEFAULT_ROOT]
+def load(paths: list[str | Path] | None = None, use_cache: bool = True) -> Library:
+    """Parse, check and compile every rule file under ``paths`` (default: the shipped rules/):
+    Paths, or names read as Paths read them."""
+    paths = _names(paths) if paths else [RULES_DIR]
     texts = {}
     for f in _layered(paths):
         with open(f, "rb") as fh:
@@ -467,6 +498,7 @@ def load(paths: list[Path] | None = None, use_cache: bool = True) -> Library:
 
 
 def _entries(parsed: dict[str, ast.RuleFile]) -> dict[str, _Entry]:
+    from pathlib import Path  # here: a warm run takes the entries from the cache
     resolved = {str(Path(p).resolve()): p for p in parsed}
     return {path: _Entry(f.name or stem_of(path), tuple(f.matches),
                          tuple(resolved[str(_resolve_include(path, inc))] for inc in f.includes),
@@ -485,7 +517,7 @@ def rules_version(texts: dict[str, bytes]) -> str:
     return digest.hexdigest()[:12]
 
 
-def _parse_all(texts: dict[str, bytes], roots: list[Path]) -> dict[str, ast.RuleFile]:
+def _parse_all(texts: dict[str, bytes], roots: list[str]) -> dict[str, ast.RuleFile]:
     from .check import check
     from .parse import parse  # lark loads only when the cache misses
     parsed: dict[str, ast.RuleFile] = {}
@@ -518,11 +550,14 @@ def _parse_all(texts: dict[str, bytes], roots: list[Path]) -> dict[str, ast.Rule
 
 
 def _resolve_include(owner: str, inc: ast.Include) -> Path:
+    from pathlib import Path  # here: a warm run takes the includes from the cache
     return (Path(owner).parent / inc.path.value).resolve()
 
 
-def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path],
+def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[str],
                     missing_ok: set[str] = frozenset()) -> None:
+    from pathlib import Path
+
     import networkx as nx  # only when the cache misses: it costs a tenth of a second to import
 
     errors: list[RuleError] = []
@@ -555,14 +590,15 @@ def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[Path],
 def _cache_material(texts: dict[str, bytes]) -> list[bytes]:
     """What a cache entry must have been made from to be served (cache.get): the parts of its
     material, which the cache compares in place rather than joined (half a megabyte copied)."""
-    parts = [f"{CACHE_FORMAT}:{__version__}".encode(), GRAMMAR.read_bytes()]
+    with open(GRAMMAR_FILE, "rb") as fh:
+        parts = [f"{CACHE_FORMAT}:{__version__}".encode(), fh.read()]
     for path in sorted(texts):
         parts += [path.encode(), str(len(texts[path])).encode(), texts[path]]
     return parts
 
 
 def _cache_get(material: list[bytes]) -> dict[str, _Entry] | None:
-    rows = cache.get(cache_dir(), material)
+    rows = cache.get(_cache_dir_name(), material)
     if rows is None:
         return None
     return {r.path: _Entry(r.name, None, r.includes, row=r, keys=r.keys if _keys_ok(r.keys) else None)
@@ -570,5 +606,5 @@ def _cache_get(material: list[bytes]) -> dict[str, _Entry] | None:
 
 
 def _cache_put(material: list[bytes], entries: dict[str, _Entry]) -> None:
-    cache.put(cache_dir(), material,
+    cache.put(_cache_dir_name(), material,
               [(path, e.name, e.matches, e.includes, e.file, e.keys) for path, e in entries.items()])

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from ..errors import InputError, Location
 from ..model import Device
+from ..paths import is_dir, pure
 from ..units import MiB, format_size
 from .detect import lines, looks_like_lspci, looks_like_record, without_prompts
 
@@ -101,14 +101,16 @@ def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
     """A file name, '-' for standard input, or a sysfs directory."""
     if spec == "-":
         return parse_text(_read_stdin(stdin), "<stdin>")
-    path = Path(spec)
-    if path.is_dir():
+    if is_dir(spec):
+        from pathlib import Path
+
         from . import sysfs
+        path = Path(spec)
         if sysfs.is_device_dir(path):
             return [sysfs.read_device(path)]
         return sysfs.read_tree(path)
     try:
-        with open(path, "rb") as stream:
+        with open(pure(spec), "rb") as stream:  # the file Path(spec) names ('x.yaml/' too)
             data = _read_limited(stream, spec)
     except FileNotFoundError:
         raise InputError("no such file", Location(spec)) from None
