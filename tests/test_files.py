@@ -201,3 +201,20 @@ def test_fmt_writes_through_a_symlink_inside_the_root(tmp_path, capsys):
     assert main(["fmt", str(root)]) == 0
     assert (root / "alias.rules").is_symlink()
     assert (root / "real" / "a.rules").read_text() == "ruleset a\n"
+
+
+def test_read_bytes_is_reading_the_whole_file(tmp_path):
+    """files.read_bytes gives what open(name, "rb").read() gives: empty, small and large files,
+    and a file whose size stat does not tell (procfs)."""
+    for size in (0, 1, 4095, 65536, 65537, 3 << 20):
+        path = tmp_path / f"f{size}"
+        path.write_bytes(os.urandom(size))
+        assert files.read_bytes(str(path)) == path.read_bytes()
+    status = "/proc/self/status"
+    if os.path.exists(status):
+        got = files.read_bytes(status)
+        assert got.startswith(b"Name:") and len(got) > 100
+    with pytest.raises(IsADirectoryError):
+        files.read_bytes(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        files.read_bytes(str(tmp_path / "missing"))

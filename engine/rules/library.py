@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .. import __version__
+from .. import __version__, files
 from ..paths import GRAMMAR_FILE, RULES_DIR, is_dir, is_file, pure
 from ..errors import Location, RuleError, RuleErrors
 from ..model import Device
@@ -482,10 +482,7 @@ def load(paths: list[str | Path] | None = None, use_cache: bool = True) -> Libra
     """Parse, check and compile every rule file under ``paths`` (default: the shipped rules/):
     Paths, or names read as Paths read them."""
     paths = _names(paths) if paths else [RULES_DIR]
-    texts = {}
-    for f in _layered(paths):
-        with open(f, "rb") as fh:
-            texts[f] = fh.read()
+    texts = {f: files.read_bytes(f) for f in _layered(paths)}
     material = _cache_material(texts)
     roots = _roots(paths)
     entries = _cache_get(material) if use_cache else None
@@ -590,8 +587,7 @@ def _check_includes(parsed: dict[str, ast.RuleFile], roots: list[str],
 def _cache_material(texts: dict[str, bytes]) -> list[bytes]:
     """What a cache entry must have been made from to be served (cache.get): the parts of its
     material, which the cache compares in place rather than joined (half a megabyte copied)."""
-    with open(GRAMMAR_FILE, "rb") as fh:
-        parts = [f"{CACHE_FORMAT}:{__version__}".encode(), fh.read()]
+    parts = [f"{CACHE_FORMAT}:{__version__}".encode(), files.read_bytes(GRAMMAR_FILE)]
     for path in sorted(texts):
         parts += [path.encode(), str(len(texts[path])).encode(), texts[path]]
     return parts
