@@ -176,7 +176,8 @@ def test_lspci_patterns_compile_when_first_used():
 
 def test_a_command_that_ends_at_once_still_says_everything(tmp_path, capsys):
     """`barsafe which` ends without the interpreter's teardown (cli._end): its whole output,
-    stdout and stderr, and its exit code are those of the same command run in-process."""
+    stdout and stderr, and its exit code are those of the same command run in-process (the
+    program, engine/__main__.py, as pyproject's script runs it)."""
     from engine.cli import main
     env = {**os.environ, "BARSAFE_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("PYTHONUNBUFFERED", None)  # output to a pipe is held in Python's buffer until flushed
@@ -184,7 +185,7 @@ def test_a_command_that_ends_at_once_still_says_everything(tmp_path, capsys):
                  ["which", str(SEED), "--json"],
                  ["which", str(tmp_path / "missing.yaml")],
                  ["show", str(ROOT / "corpus" / "devices")]):
-        run = subprocess.run([sys.executable, "-m", "engine.cli", *argv], capture_output=True, text=True,
+        run = subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True,
                              env=env, cwd=ROOT)
         code = main(argv)
         out, err = capsys.readouterr()
