@@ -333,3 +333,20 @@ def test_without_ids_which_says_what_is_missing(capsys, tmp_path):
     assert "????" not in out and "0000:0000" not in out, out
     assert "[IDs unknown]" in out and "run lspci with -nn" in out
     assert "rules: megaraid_sas: matches module megaraid_sas" in out
+
+
+def test_which_answers_a_device_behind_vmd_without_configuration(tmp_path, capsys):
+    """A five-digit PCI domain (Intel VMD) is a device model accepts and QEMU's host= does not:
+    `which` answers it, says why there is no configuration line, and answers the rest."""
+    seed = Path(SEED).read_text()
+    assert "0001:03:00.0" in seed
+    vmd = tmp_path / "vmd.yaml"
+    vmd.write_text(seed.replace("0001:03:00.0", "10000:e1:00.0"))
+    assert main(["which", str(vmd), SEED, "--page-size", "64K", "--no-io-space"]) == 0
+    out = capsys.readouterr().out
+    assert "QEMU:    none: slot 10000:e1:00.0 is not an address QEMU's vfio-pci host= takes" in out
+    assert "-device vfio-pci,host=0001:03:00.0,x-msix-relocation=bar5" in out
+    assert "host=10000" not in out
+    # configuration alone (--emit) is still refused outright rather than half written
+    assert main(["which", str(vmd), "--page-size", "64K", "--no-io-space", "--emit", "qemu"]) == 2
+    assert "not a PCI address" in capsys.readouterr().err

@@ -31,12 +31,17 @@ PROXMOX_HOSTPCI_MAX = 15
 
 def host_address(slot: str | None) -> tuple[int, int, int, int]:
     """(domain, bus, device, function) of a slot, or a UsageError: never a guessed address."""
-    if not (isinstance(slot, str) and len(slot) in (7, 12) and is_slot(slot)):
+    if not writable(slot):
         shown = "no slot" if slot is None else f"slot '{printable(slot, 60)}'"
         raise UsageError(f"{shown}: not a PCI address (DDDD:BB:DD.F, device 00..1f, function 0..7),"
                          " so barsafe cannot write configuration for it")
     domain, bus, dev, fn = slot[:-8] or "0", slot[-7:-5], slot[-4:-2], slot[-1]
     return int(domain, 16), int(bus, 16), int(dev, 16), int(fn)
+
+
+def writable(slot: str | None) -> bool:
+    """Whether host_address takes ``slot``: whether configuration can name the device."""
+    return isinstance(slot, str) and len(slot) in (7, 12) and is_slot(slot)
 
 
 def canonical(slot: str | None) -> str:

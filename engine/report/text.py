@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, PAGE_SIZES
+from ..model import BAR_SLOTS, Bar, BarKind, Device, Msix, Platform, SlotState, PAGE_SIZES, is_slot
 from . import config
 from ..relocate import MsixDiagnosis, Outcome, RegisterSpan, analyse_pages, diagnose_msix, native_outcome
 from ..units import format_size
@@ -114,7 +114,23 @@ def qemu_option(d: Device, o: Outcome) -> str:
         return f"(none: {o.vmm} lays out MSI-X itself; QEMU has no option for this layout)"
     if d.slot is None:
         return f"-device vfio-pci,host=SLOT,x-msix-relocation={o.option}"
-    return config.qemu_device(d.slot, o.option)
+    return _qemu_line(d.slot, o.option)
+
+
+def _behind_vmd(slot: str) -> bool:
+    """A PCI address (model.is_slot) that QEMU's host= cannot take: a domain of five or more
+    digits, which Intel VMD makes.  Anything else that is not an address is refused outright
+    (config.host_address): the model never admits one, so only a reader's bug could."""
+    return is_slot(slot) and not config.writable(slot)
+
+
+def _qemu_line(slot: str, option: str) -> str:
+    """The -device option, or for a device behind VMD why there is none: that ends one
+    device's configuration, not the whole answer."""
+    if _behind_vmd(slot):
+        return (f"none: slot {printable(slot)} is not an address QEMU's vfio-pci host= takes"
+                " (DDDD:BB:DD.F; a five-digit domain is one Intel VMD made)")
+    return config.qemu_device(slot, option)
 
 
 def outcome(d: Device, o: Outcome, platform: Platform) -> str:
@@ -204,13 +220,15 @@ def which(a) -> str:
                          " device keeps registers in those 4K ranges after all (PCIe forbids it, lspci"
                          " cannot show it; some FPGAs and the Coral Edge TPU do)")
             if d.slot:
-                lines.append(f"    QEMU:    {config.qemu_device(d.slot, fb.option)}")
+                lines.append(f"    QEMU:    {_qemu_line(d.slot, fb.option)}")
     else:
         lines.append(f"  recommendation: {rec.option} ({rec.verdict}, {cost_text(rec.mmio_cost)} MMIO)")
         if rec.verdict == "warn":
             lines += [f"    warning: {long_text(v.rule_id)}: {long_text(v.message)}"
                       for v in rec.judgement.violations]
-        if d.slot:
+        if d.slot and _behind_vmd(d.slot):
+            lines.append(f"  QEMU:    {_qemu_line(d.slot, rec.option)}")
+        elif d.slot:
             lines.append(f"  QEMU:    {config.qemu_device(d.slot, rec.option)}")
             lines.append("  libvirt: in <devices>, and <qemu:override> at the end of <domain>"
                          f" (xmlns:qemu='{config.QEMU_NS}'):")
