@@ -19,7 +19,7 @@ from functools import lru_cache
 # without argparse (engine/quickargs.py), and otherwise the parser builds only the subcommand
 # asked for (build_parser).  `which` names files with strings (engine/paths.py).
 from . import __version__
-from .errors import BarsafeError, Location, OutputError, RuleError, RuleErrors, UsageError
+from .errors import BarsafeError, InputError, Location, OutputError, RuleError, RuleErrors, UsageError
 from .model import Device, Platform
 from .paths import is_dir
 from .report.safe import long_text, message, printable
@@ -430,14 +430,21 @@ def cmd_which(args: argparse.Namespace) -> int:
 def _audit_inputs(specs: list[str]):
     """(name, devices) per input file, one at a time; directories are walked."""
     for spec in specs:
-        if spec != "-" and is_dir(spec):
+        try:
+            directory = spec != "-" and is_dir(spec)
+        except OSError:  # a name the system refuses (too long): reading it says so
+            directory = False
+        if directory:
             from pathlib import Path
             path = Path(spec)
-            if not _device_dir(path) and not any(_device_dir(p) for p in path.iterdir()):
-                for f in sorted(p for p in path.rglob("*") if p.is_file()
-                                and p.suffix in (".txt", ".yaml", ".yml", ".lspci")):
-                    yield str(f), lambda f=f: load(str(f))
-                continue
+            try:
+                if not _device_dir(path) and not any(_device_dir(p) for p in path.iterdir()):
+                    for f in sorted(p for p in path.rglob("*") if p.is_file()
+                                    and p.suffix in (".txt", ".yaml", ".yml", ".lspci")):
+                        yield str(f), lambda f=f: load(str(f))
+                    continue
+            except OSError as exc:
+                raise InputError(f"cannot read the directory: {exc.strerror or exc}", Location(spec)) from None
         yield spec, lambda spec=spec: load(spec)
 
 

@@ -350,3 +350,30 @@ def test_which_answers_a_device_behind_vmd_without_configuration(tmp_path, capsy
     # configuration alone (--emit) is still refused outright rather than half written
     assert main(["which", str(vmd), "--page-size", "64K", "--no-io-space", "--emit", "qemu"]) == 2
     assert "not a PCI address" in capsys.readouterr().err
+
+
+LONG_NAME = "a" * 300  # longer than NAME_MAX: the system refuses it (ENAMETOOLONG)
+
+
+@pytest.mark.parametrize("argv", [
+    ["which", LONG_NAME], ["show", LONG_NAME], ["simulate", LONG_NAME, "--all"],
+    ["explain", "rules", LONG_NAME, "--target", "bar1"], ["check", LONG_NAME], ["fmt", LONG_NAME],
+    ["test", LONG_NAME], ["export", "qemu-table", LONG_NAME], ["which", SEED, "--rules", LONG_NAME],
+])
+def test_a_name_the_system_refuses_is_bad_input_not_a_bug(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read: File name too long" in err, err
+    assert "internal error" not in err
+
+
+def test_a_loop_of_symlinks_among_rule_files_is_bad_input_not_a_bug(tmp_path, capsys):
+    (tmp_path / "x.rules").symlink_to("y.rules")
+    (tmp_path / "y.rules").symlink_to("x.rules")
+    for argv in (["check", str(tmp_path)], ["which", SEED, "--rules", str(tmp_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        # Python 3.11 and 3.12 name the loop; 3.13's pathlib raises the system's ELOOP
+        assert f"{tmp_path}/x.rules: error: cannot read: " in err, err
+        assert "a loop of symbolic links" in err or "Too many levels of symbolic links" in err, err
+        assert "internal error" not in err

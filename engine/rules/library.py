@@ -375,7 +375,10 @@ def _rule_file_names(paths: list[str]) -> list[str]:
     out: list[str] = []
     errors: list[RuleError] = []
     for p in paths:
-        directory = is_dir(p)
+        try:
+            directory = is_dir(p)
+        except OSError as exc:  # a name the system refuses (too long, a loop of symlinks)
+            raise RuleErrors([RuleError(f"cannot read: {exc.strerror or exc}", Location(p))]) from None
         if directory:
             found = []
             for f, plain in _rules_under(p):
@@ -393,11 +396,17 @@ def _rule_file_names(paths: list[str]) -> list[str]:
         from pathlib import Path  # here: only files reached through a symlink, or named, need it
         root = Path(p).resolve() if directory else Path(p).parent.resolve()
         for f in found:
-            target = Path(f).resolve()
+            try:
+                target = Path(f).resolve()
+                is_rule_file = target.is_file()
+            except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symlinks (Python < 3.13)
+                reason = "a loop of symbolic links" if isinstance(exc, RuntimeError) else exc.strerror or exc
+                errors.append(RuleError(f"cannot read: {reason}", Location(f)))
+                continue
             if not target.is_relative_to(root):
                 errors.append(RuleError(f"reached through a symlink that leaves the rule root {root}"
                                         f" (it points to {target}): refused", Location(f)))
-            elif target.is_file():
+            elif is_rule_file:
                 out.append(f)
     if errors:
         raise RuleErrors(errors)

@@ -101,7 +101,11 @@ def load(spec: str, stdin: TextIO | None = None) -> list[Device]:
     """A file name, '-' for standard input, or a sysfs directory."""
     if spec == "-":
         return parse_text(_read_stdin(stdin), "<stdin>")
-    if is_dir(spec):
+    try:
+        directory = is_dir(spec)
+    except OSError:  # a name the system refuses (too long): opening it below says why
+        directory = False
+    if directory:
         from pathlib import Path
 
         from . import sysfs
