@@ -214,3 +214,22 @@ def test_inputs_with_names_never_read_pci_ids(monkeypatch, capsys):
     assert main(["show", *dumps[:5], "--json"]) == 0
     assert main(["coverage", *dumps]) == 0
     assert "names" not in capsys.readouterr().out.split("per driver")[0]
+
+
+def test_looking_up_some_devices_names_them_as_reading_the_whole_block(tmp_path):
+    """read(..., wanted) finds each device's line instead of matching every line of its
+    vendor's block: the same names, on the small file and (when installed) the system's."""
+    import random
+    files = [small(tmp_path)] + ([SYSTEM] if SYSTEM is not None else [])
+    rng = random.Random(20261204)
+    for path in files:
+        vendors = [0x10EC, 0x8086, 0x1AF4, 0x1000, 0xFFFF]
+        whole = pciids.read(path, vendors)
+        known = [pair for pair in whole.devices]
+        wanted = set(rng.sample(known, min(300, len(known))))
+        wanted |= {(v, rng.randrange(0x10000)) for v in vendors for _ in range(30)}  # mostly absent
+        wanted |= {(0x8086, 0x10D3), (0x10EC, 0x8125)}
+        some = pciids.read(path, vendors, wanted)
+        assert some.devices == {pair: name for pair, name in whole.devices.items() if pair in wanted}
+        assert some.vendors == whole.vendors and some.classes == whole.classes
+        assert some.device_name(0x8086, 0x10D3) == whole.device_name(0x8086, 0x10D3)

@@ -20,11 +20,9 @@ likewise reports names as unavailable (file and line), never failing for them.
 
 from __future__ import annotations
 
-import gzip
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import InputError, Location
 from ..model import Device
@@ -41,16 +39,22 @@ MAX_BYTES = 64 * MiB  # the 2024 file is 1.4 MB; a bound on what a wrong path ca
 
 
 
-@dataclass(frozen=True)
 class Names:
-    """The names pci.ids gives, for the vendors asked for (all classes are kept: few)."""
+    """The names pci.ids gives, for the vendors asked for (all classes are kept: few).  A plain
+    class: `which --sysfs` names devices with it, and a dataclass imported dataclasses and
+    inspect, as much start-up again as the rest of the answer."""
 
-    path: str
-    version: str | None  # the file's "# Version: 2023.04.10", None if it has none
-    vendors: dict[int, str] = field(default_factory=dict)
-    devices: dict[tuple[int, int], str] = field(default_factory=dict)
-    classes: dict[int, str] = field(default_factory=dict)  # base class -> name
-    subclasses: dict[int, str] = field(default_factory=dict)  # base << 8 | subclass -> name
+    __slots__ = ("path", "version", "vendors", "devices", "classes", "subclasses")
+
+    def __init__(self, path: str, version: str | None, vendors: dict[int, str] | None = None,
+                 devices: dict[tuple[int, int], str] | None = None, classes: dict[int, str] | None = None,
+                 subclasses: dict[int, str] | None = None) -> None:
+        self.path = path
+        self.version = version  # the file's "# Version: 2023.04.10", None if it has none
+        self.vendors = vendors if vendors is not None else {}
+        self.devices = devices if devices is not None else {}
+        self.classes = classes if classes is not None else {}  # base class -> name
+        self.subclasses = subclasses if subclasses is not None else {}  # base << 8 | subclass -> name
 
     @property
     def about(self) -> str:
@@ -79,12 +83,15 @@ def name_devices(devices: list[Device], path: str | None = None) -> list[Device]
     need = [d for d in devices if lacks_names(d)]
     if not need:
         return devices
-    names = lookup({d.vendor for d in need if d.vendor is not None}, path)
+    names = lookup({d.vendor for d in need if d.vendor is not None}, path,
+                   {(d.vendor, d.device) for d in need if d.vendor is not None and d.device is not None})
     return [named(d, names) for d in devices]
 
 
-def lookup(vendors: Iterable[int], path: str | None = None) -> Names | str:
-    """The names of ``vendors`` and of every class, or why there are none (a phrase)."""
+def lookup(vendors: Iterable[int], path: str | None = None,
+           devices: Iterable[tuple[int, int]] | None = None) -> Names | str:
+    """The names of ``vendors`` (of their ``devices`` only, if given) and of every class, or why
+    there are none (a phrase)."""
     if path is None:
         found = find()
         if found is None:
@@ -95,7 +102,7 @@ def lookup(vendors: Iterable[int], path: str | None = None) -> Names | str:
     else:
         found = Path(path)
     try:
-        return read(found, vendors)
+        return read(found, vendors, devices)
     except InputError as exc:
         return str(exc)
 
@@ -112,12 +119,13 @@ def find(paths: Iterable[str] = SYSTEM_PATHS) -> Path | None:
 def _text(path: Path) -> str:
     try:
         if path.suffix == ".gz":
+            import gzip  # here: most systems install the plain file
             with gzip.open(path, "rb") as stream:
                 data = stream.read(MAX_BYTES + 1)
         else:
             with open(path, "rb") as stream:
                 data = stream.read(MAX_BYTES + 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", Location(str(path))) from None
     if len(data) > MAX_BYTES:
         raise InputError(f"larger than {MAX_BYTES // MiB} MiB: not a pci.ids file", Location(str(path)))
@@ -125,9 +133,12 @@ def _text(path: Path) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def read(path: Path | str, vendors: Iterable[int] | None = None) -> Names:
-    """The names in ``path``: of the vendors in ``vendors`` (None: every vendor) and every class.
-    Only the blocks read are checked: a line there that pciutils would refuse is an InputError
+def read(path: Path | str, vendors: Iterable[int] | None = None,
+         wanted: Iterable[tuple[int, int]] | None = None) -> Names:
+    """The names in ``path``: of the vendors in ``vendors`` (None: every vendor) and every class;
+    with ``wanted``, of those (vendor, device) pairs' devices only (a vendor's block can list
+    thousands: Intel's 4,000 cost `which --sysfs` more than the rest of its answer).  Only the
+    blocks read are checked, whole: a line there that pciutils would refuse is an InputError
     at that line."""
     path = Path(path)
     text = _text(path)
@@ -136,6 +147,11 @@ def read(path: Path | str, vendors: Iterable[int] | None = None) -> Names:
         places = {int(m.group(1), 16): m.start() for m in _VENDOR_ID.finditer(text)}
     else:
         places = {v: _top_line(text, f"{v:04x}") for v in vendors}
+    only: dict[int, set[int]] | None = None
+    if wanted is not None:
+        only = {}
+        for vendor, device in wanted:
+            only.setdefault(vendor, set()).add(device)
     vendor_names: dict[int, str] = {}
     devices: dict[tuple[int, int], str] = {}
     for vendor, at in places.items():
@@ -144,8 +160,14 @@ def read(path: Path | str, vendors: Iterable[int] | None = None) -> Names:
         line_end, block_end = _line_end(text, at), _block_end(text, at)
         vendor_names[vendor] = _name(text[at + 4:line_end], text, at, path)
         _check(_VENDOR_BLOCK_BAD, text, line_end, block_end, path)
-        for m in _DEVICE.finditer(text, line_end, block_end):
-            devices[(vendor, int(m.group(1), 16))] = m.group(2)
+        if only is None:
+            for m in _DEVICE.finditer(text, line_end, block_end):
+                devices[(vendor, int(m.group(1), 16))] = m.group(2)
+            continue
+        for device in only.get(vendor, ()):
+            found = _device_line(text, line_end, block_end, device)
+            if found is not None:
+                devices[(vendor, device)] = found
     classes: dict[int, str] = {}
     subclasses: dict[int, str] = {}
     at = _top_line(text, "C ")
@@ -175,6 +197,22 @@ _OK_ALWAYS = r"[ \t]*(?:#.*)?\r?$"  # blank, or a comment
 _VENDOR_BLOCK_BAD = re.compile(r"^(?!" + _OK_ALWAYS + r"|\t[0-9a-fA-F]{4}[ \t]+\S"
                                r"|\t\t[0-9a-fA-F]{4} [0-9a-fA-F]{4}[ \t]+\S).*", re.M)
 _CLASS_BLOCK_BAD = re.compile(r"^(?!" + _OK_ALWAYS + r"|\t\t?[0-9a-fA-F]{2}[ \t]+\S).*", re.M)
+
+
+def _device_line(text: str, start: int, end: int, device: int) -> str | None:
+    """The name on ``device``'s line of the vendor block text[start:end], as matching every
+    line with _DEVICE would give it (the last such line), found by searching for the line.
+    The ID is looked for in lower and in upper case; one written in mixed case ("10De"),
+    which pciutils would read and no pci.ids holds, is not found."""
+    name = None
+    for digits in {f"{device:04x}", f"{device:04X}"}:
+        at = text.find("\n\t" + digits, start, end)
+        while at >= 0:
+            m = _DEVICE.match(text, at + 1, end)
+            if m is not None and (name is None or m.start() > name[0]):
+                name = (m.start(), m.group(2))
+            at = text.find("\n\t" + digits, at + 1, end)
+    return None if name is None else name[1]
 
 
 def _top_line(text: str, start: str) -> int | None:
