@@ -37,7 +37,7 @@ def named(device: Device, names: Lookup | str) -> Device:
     """``device`` with the vendor/device and class names its input lacked, from ``names``;
     ``names`` a reason instead (no pci.ids on this system, or a damaged one): the device
     with a note saying names are unavailable and why."""
-    from dataclasses import replace  # only when names are missing: start-up stays lean
+    from .frozen import replace  # dataclasses.replace for frozen records, without importing dataclasses
     if not lacks_names(device):
         return device
     if isinstance(names, str):
