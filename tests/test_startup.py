@@ -25,7 +25,8 @@ NOT_ON_THE_WARM_PATH = ("dataclasses", "inspect", "typing", "json", "shutil", "l
                         "argparse", "gettext", "locale", "unicodedata", "pathlib")
 
 
-def loaded_by_which(env: dict, argv: list[str]) -> tuple[int, list[str]]:
+def loaded_by_which(env: dict, argv: list[str], watched: tuple[str, ...] = NOT_ON_THE_WARM_PATH
+                    ) -> tuple[int, list[str]]:
     """(exit code, which of NOT_ON_THE_WARM_PATH were loaded) of `barsafe ARGV` in a new process.
 
     The process starts without the site module (-S), this one's path (the checkout first) given
@@ -33,14 +34,14 @@ def loaded_by_which(env: dict, argv: list[str]) -> tuple[int, list[str]]:
     site would run, imports pathlib itself.  It stops if any of the modules is loaded before
     barsafe is, as their absence after the run would then say nothing."""
     code = ("import sys\n"
-            f"early = [m for m in {NOT_ON_THE_WARM_PATH!r} if m in sys.modules]\n"
+            f"early = [m for m in {watched!r} if m in sys.modules]\n"
             "assert not early, f'loaded before barsafe: {early}'\n"
             "import io\n"
             "from contextlib import redirect_stdout\n"
             "from engine.cli import main\n"
             "with redirect_stdout(io.StringIO()):\n"
             f"    rc = main({argv!r})\n"
-            f"print(rc, *sorted(m for m in {NOT_ON_THE_WARM_PATH!r} if m in sys.modules))\n")
+            f"print(rc, *sorted(m for m in {watched!r} if m in sys.modules))\n")
     path = os.pathsep.join([str(ROOT), *(p for p in sys.path if p)])
     run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          env={**env, "PYTHONPATH": path}, cwd=ROOT)
@@ -55,6 +56,30 @@ def test_a_warm_which_loads_none_of_the_expensive_modules(tmp_path):
     _, first = loaded_by_which(env, argv)
     assert {"lark", "networkx"} <= set(first)  # the first run parses the rules and fills the cache
     assert loaded_by_which(env, argv) == (0, [])
+
+
+def test_a_warm_which_on_a_sysfs_device_names_it_without_the_expensive_modules(tmp_path, capsys, monkeypatch):
+    """`which` on a sysfs directory (what --sysfs reads) looks its names up in pci.ids: that
+    too without dataclasses (and inspect) or typing.  The sysfs reader uses pathlib."""
+    from test_sysfs_roundtrip import write_sysfs
+
+    from engine.frozen import replace
+    from engine.sources import record
+    (seed,) = record.parse(SEED.read_text(), str(SEED))
+    seed = replace(seed, bars=tuple(b for b in seed.bars if b.size))  # its I/O BAR is unassigned
+    device = write_sysfs(tmp_path / "sys", seed)
+    ids = tmp_path / "pci.ids"
+    ids.write_text("1000  Broadcom / LSI\n\t0097  SAS3008 PCI-Express Fusion-MPT SAS-3\n"
+                   "C 01  Mass storage controller\n\t07  Serial Attached SCSI controller\n")
+    env = {**os.environ, "BARSAFE_CACHE_DIR": str(tmp_path / "cache"), "BARSAFE_PCI_IDS": str(ids)}
+    argv = ["which", str(device), "--page-size", "64K", "--no-io-space"]
+    watched = tuple(m for m in NOT_ON_THE_WARM_PATH if m != "pathlib")
+    loaded_by_which(env, argv, watched)
+    assert loaded_by_which(env, argv, watched) == (0, [])
+    from engine.cli import main
+    monkeypatch.setenv("BARSAFE_PCI_IDS", str(ids))
+    assert main(argv) == 0
+    assert "Serial Attached SCSI controller: Broadcom / LSI SAS3008" in capsys.readouterr().out  # named
 
 
 def test_record_hex_checks_are_the_patterns_they_replace():
